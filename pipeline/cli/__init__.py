@@ -1,0 +1,1 @@
+"""The ``smsrecon`` command line."""

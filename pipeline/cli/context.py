@@ -1,0 +1,124 @@
+"""What every command shares: settings, the database, and the way errors reach the user.
+
+Commands exit 0 on success, 1 when the work itself found a failure (a verify difference,
+a failed run), 2 for a usage, configuration or schema problem, 3 when input was quarantined.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.db.engine import Database
+from pipeline.db.schema import SchemaError, require_head
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_QUARANTINED = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"smsrecon: {message}", err=True)
+    sys.exit(code)
+
+
+@dataclass
+class AppContext:
+    config_path: str | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+    _database: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path, self.overrides)
+            except ConfigError as exc:
+                fail(str(exc))
+        return self._settings
+
+    def database(self, *, check_schema: bool = True) -> Database:
+        if self._database is None:
+            db_settings = self.settings.database
+            try:
+                self._database = Database.from_url(
+                    db_settings.url,
+                    busy_timeout_ms=db_settings.sqlite_busy_timeout_ms,
+                    pool_size=db_settings.pool_size,
+                )
+            except (ValueError, ImportError) as exc:
+                fail(f"database.url: {exc}")
+        if check_schema:
+            try:
+                require_head(self._database.engine)
+            except SchemaError as exc:
+                fail(str(exc))
+        return self._database
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.dispose()
+
+
+def app_context() -> AppContext:
+    ctx = click.get_current_context()
+    return ctx.find_object(AppContext)  # type: ignore[return-value]
+
+
+def friendly_errors(func: F) -> F:
+    """Turn configuration errors raised deep inside a command into one line and exit 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc))
+        except SchemaError as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress(total: int | None, description: str, *, enabled: bool = True) -> Iterator[Any]:
+    """A progress bar on stderr (quiet when stderr is not a terminal unless forced)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        class _Advance:
+            def advance(self, n: int = 1) -> None:
+                bar.advance(task, n)
+
+        yield _Advance()

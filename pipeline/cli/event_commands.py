@@ -1,0 +1,95 @@
+"""``smsrecon events``: append, tail and count the raw log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from pipeline.cli.context import EXIT_USAGE, app_context, fail, progress
+from pipeline.eventlog import NewEvent, append, read
+from pipeline.eventlog.files import EventFileError, parse_event_lines
+from pipeline.eventlog.stats import log_stats
+
+CHUNK = 1000
+
+
+@click.group()
+def events() -> None:
+    """The append-only event log."""
+
+
+@events.command("append")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def append_command(file: Path) -> None:
+    """Append events from a JSON-lines FILE (see docs/events.md); duplicates are skipped.
+
+    The whole file is checked first: if any line is invalid, each bad line is reported and
+    nothing is appended (exit 2), so a file is never half-imported by mistake.
+    """
+    try:
+        parsed = parse_event_lines(file.read_text(encoding="utf-8").splitlines())
+    except EventFileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}:{problem}", err=True)
+        fail(f"{len(exc.problems)} invalid line(s) in {file}; nothing appended", EXIT_USAGE)
+    database = app_context().database()
+    appended = duplicates = 0
+    last = None
+    with progress(len(parsed), f"appending {file.name}") as bar:
+        for start in range(0, len(parsed), CHUNK):
+            chunk: list[NewEvent] = parsed[start : start + CHUNK]
+            result = append(database, chunk)
+            appended += len(result.appended)
+            duplicates += len(result.duplicates)
+            if result.positions:
+                last = max(result.positions)
+            bar.advance(len(chunk))
+    tail = f", last position {last}" if last is not None else ""
+    click.echo(f"appended {appended}, duplicates {duplicates}{tail}")
+
+
+@events.command()
+@click.option("--after", type=int, default=None, help="Show events after this position.")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--follow", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
+def tail(after: int | None, limit: int, follow: bool, fmt: str, poll: float) -> None:
+    """Print events in position order (the last LIMIT when --after is not given)."""
+    database = app_context().database()
+    if after is None:
+        last = log_stats(database).last_position
+        after = max(0, last - limit)
+    while True:
+        batch = read(database, after=after, limit=limit if not follow else 1000)
+        for event in batch.events:
+            click.echo(_format(event, fmt))
+        after = batch.next_checkpoint
+        if not follow:
+            return
+        if not batch.events:
+            time.sleep(poll)
+
+
+def _format(event, fmt: str) -> str:  # type: ignore[no-untyped-def]
+    if fmt == "jsonl":
+        return json.dumps(event.as_json(), ensure_ascii=False, sort_keys=True)
+    ids = event.message_id or "-"
+    carrier = f"{event.carrier or '-'}/{event.carrier_message_id or '-'}"
+    occurred = event.occurred_at.isoformat().replace("+00:00", "Z")
+    payload = json.dumps(event.payload, ensure_ascii=False, sort_keys=True)
+    return f"{event.position:>10}  {occurred}  {event.type:<22} {ids:<16} {carrier:<24} {payload}"
+
+
+@events.command()
+def stats() -> None:
+    """Count events by type; print the last position and the database size."""
+    result = log_stats(app_context().database())
+    for event_type, count in sorted(result.by_type.items()):
+        click.echo(f"{event_type:<28}{count:>12}")
+    click.echo(f"{'total':<28}{result.total:>12}")
+    click.echo(f"last position: {result.last_position}")
+    click.echo(f"database size: {result.database_bytes / 1_048_576:.1f} MiB")

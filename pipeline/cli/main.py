@@ -1,0 +1,51 @@
+"""Entry point: global options and the command table (commands load on first use)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from pipeline.cli.context import AppContext
+
+#: name -> "module:attribute". Modules are imported only when their command runs, so a
+#: one-shot cron command does not pay for the HTTP server's imports.
+COMMANDS: dict[str, str] = {
+    "db": "pipeline.cli.db_commands:db",
+    "events": "pipeline.cli.event_commands:events",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $SMSRECON_CONFIG, else ./config.yaml).",
+)
+@click.option("--database-url", default=None, help="Overrides database.url.")
+@click.version_option(package_name="smsrecon")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, database_url: str | None) -> None:
+    """smsrecon: SMS delivery statuses and billing, from carrier reports to Altegio."""
+    app = AppContext(config_path=config_path, overrides={"database.url": database_url})
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="smsrecon")

@@ -1,0 +1,294 @@
+"""Typed settings for every part of smsrecon.
+
+Precedence is command-line flag > environment > config file > defaults. We merge those
+sources ourselves (rather than through pydantic-settings) so that an error can name where
+the bad value came from: the key *and* the file, or the environment variable that set it.
+Secrets are never values in the file, only the names of environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "SMSRECON_"
+ENV_CONFIG = "SMSRECON_CONFIG"
+#: Shorthand environment variables that map onto a nested key.
+ENV_ALIASES = {"SMSRECON_DATABASE_URL": ("database", "url")}
+#: Environment variables with the prefix that are not settings.
+ENV_NOT_SETTINGS = {ENV_CONFIG, "SMSRECON_TEST_DATABASE_URL"}
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased as one line for the user."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """``5``, ``"5s"``, ``"500ms"``, ``"10m"``, ``"24h"``, ``"1d"`` -> seconds (float)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError("a duration such as 30, '30s', '500ms', '10m', '24h' or '1d'")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+#: Seconds, written as a number or with a unit.
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///./var/smsrecon.db"
+    #: SQLite: how long a writer waits for the lock before failing (milliseconds).
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    #: PostgreSQL connection pool size per process.
+    pool_size: int = Field(default=5, ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class CarrierAuth(_Section):
+    type: Literal["none", "token", "basic", "hmac", "twilio"] = "none"
+    secret_env: str | None = None
+
+
+class CarrierSettings(_Section):
+    format: Literal["kannel", "jasmin", "smpp", "infobip", "vonage", "twilio", "generic"]
+    auth: CarrierAuth = CarrierAuth()
+    #: Zone for carrier times that carry none (SMPP/Kannel dates).
+    timezone: str = "UTC"
+
+
+class IngestSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    #: Group commit: flush the write queue after this many milliseconds...
+    commit_interval_ms: int = Field(default=5, ge=0)
+    #: ...or as soon as this many events are waiting.
+    commit_max_events: int = Field(default=500, ge=1)
+
+
+class ProjectorSettings(_Section):
+    batch_size: int = Field(default=5_000, ge=1)
+    #: Event time after which an uncorrelated report becomes an unknown_message mismatch.
+    correlation_grace: Duration = 600.0
+
+
+class Tariff(_Section):
+    partner: str | None = None
+    channel: Literal["sms", "whatsapp"] | None = None
+    dispatch_type: Literal["service", "adds"] | None = None
+    prefix: str
+    price_per_part: Decimal
+    currency: str
+    valid_from: str | None = None
+    valid_to: str | None = None
+
+
+class BillingSettings(_Section):
+    rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
+    non_chargeable_statuses: list[int] = [16, 52]
+    tariffs: list[Tariff] = []
+
+
+class SchedulerSettings(_Section):
+    project_interval: Duration = 5.0
+    dispatch_interval: Duration = 2.0
+    misfire_grace_time: Duration = 30.0
+
+
+class DispatcherSettings(_Section):
+    batch_size: int = Field(default=100, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    per_host_concurrency: int = Field(default=4, ge=1)
+    timeout: Duration = 10.0
+    lease: Duration = 60.0
+    backoff_base: Duration = 5.0
+    backoff_cap: Duration = 3600.0
+    max_age: Duration = 86_400.0
+    auth_cooldown: Duration = 600.0
+    send_intermediate: bool = True
+    body_shape: Literal["array", "object"] = "array"
+
+
+class PartnerSettings(_Section):
+    token_env: str
+
+
+class AltegioSettings(_Section):
+    base_url: str = "https://app.alteg.io"
+    allowed_hosts: list[str] = ["app.alteg.io"]
+    insecure_hosts: list[str] = []
+    partners: dict[str, PartnerSettings] = {}
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    logging: LoggingSettings = LoggingSettings()
+    ingest: IngestSettings = IngestSettings()
+    carriers: dict[str, CarrierSettings] = {}
+    projector: ProjectorSettings = ProjectorSettings()
+    billing: BillingSettings = BillingSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
+    altegio: AltegioSettings = AltegioSettings()
+
+    #: Where the file part came from (None: defaults only). Not a setting.
+    source_file: str | None = Field(default=None, exclude=True)
+
+    def secret(self, env_name: str, key: str) -> str:
+        """The value of a secret named by ``key`` (e.g. ``altegio.partners.x.token_env``).
+
+        Raised as a ConfigError naming the key and the file, never printing the value.
+        """
+        value = os.environ.get(env_name)
+        if not value:
+            where = self.source_file or "defaults"
+            raise ConfigError(
+                f"{where}: {key}: environment variable {env_name} is not set (it holds a secret)"
+            )
+        return value
+
+
+def resolve_config_path(flag: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """``--config`` flag, else ``$SMSRECON_CONFIG``, else ``./config.yaml`` if it exists."""
+    environ = os.environ if environ is None else environ
+    if flag:
+        return Path(flag)
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG])
+    default = Path("config.yaml")
+    return default if default.exists() else None
+
+
+def _env_value(raw: str) -> Any:
+    """Environment values are strings; JSON-looking ones (lists, objects) are parsed."""
+    stripped = raw.strip()
+    if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
+            continue
+        if name in ENV_ALIASES:
+            path = ENV_ALIASES[name]
+        else:
+            rest = name[len(ENV_PREFIX) :]
+            if "__" not in rest:
+                continue  # not a setting (e.g. a secret named by *_env)
+            path = tuple(part.lower() for part in rest.split("__"))
+        _set_path(tree, path, _env_value(raw))
+        origin[path] = name
+    return tree, origin
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings from defaults < file < environment < ``overrides`` (dotted keys)."""
+    environ = os.environ if environ is None else environ
+    path = Path(config_path) if config_path else resolve_config_path(None, environ)
+    tree = _read_file(path) if path else {}
+    env_tree, env_origin = _env_overrides(environ)
+    tree = _merge(tree, env_tree)
+    flag_origin: dict[tuple[str, ...], str] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        key = tuple(dotted.split("."))
+        _set_path(tree, key, value)
+        flag_origin[key] = "command-line flag"
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(str(p) for p in err["loc"])
+        dotted = ".".join(loc)
+        source = _origin(loc, flag_origin, env_origin, path)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{source}: {dotted}: {msg}{more}") from None
+    return settings.model_copy(update={"source_file": str(path) if path else None})
+
+
+def _origin(
+    loc: tuple[str, ...],
+    flags: Mapping[tuple[str, ...], str],
+    env: Mapping[tuple[str, ...], str],
+    path: Path | None,
+) -> str:
+    for i in range(len(loc), 0, -1):
+        if loc[:i] in flags:
+            return flags[loc[:i]]
+        if loc[:i] in env:
+            return f"environment {env[loc[:i]]}"
+    return str(path) if path else "defaults"

@@ -1,0 +1,1 @@
+"""Database access: engines, column types, table definitions and the schema check."""

@@ -1,0 +1,134 @@
+"""Event values: what a writer hands the log, and what a reader gets back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+MAX_TYPE = 64
+MAX_ID = 128
+MAX_SOURCE = 128
+
+
+class EventError(ValueError):
+    """An event that cannot be stored; the message names the field and the reason."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_json_value(value: Any, path: str = "payload") -> Any:
+    """Payloads are plain JSON; Decimals become strings so that no digit is lost to floats."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        raise EventError(f"{path}: floats are not stored (use a decimal string)")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise EventError(f"{path}: not a finite decimal")
+        return format(value, "f")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise EventError(f"{path}: naive datetime")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EventError(f"{path}: object keys must be strings")
+            out[key] = to_json_value(item, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise EventError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def _check_id(name: str, value: str | None, limit: int = MAX_ID) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise EventError(f"{name}: must be a string, got {type(value).__name__}")
+    if not value or len(value) > limit:
+        raise EventError(f"{name}: must be 1 to {limit} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event not yet stored. ``dedup_key`` is derived from the content when not given."""
+
+    type: str
+    occurred_at: datetime
+    source: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    dedup_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_id("type", self.type, MAX_TYPE)
+        _check_id("source", self.source, MAX_SOURCE)
+        _check_id("message_id", self.message_id)
+        _check_id("carrier", self.carrier, MAX_TYPE)
+        _check_id("carrier_message_id", self.carrier_message_id)
+        _check_id("dedup_key", self.dedup_key)
+        if not isinstance(self.occurred_at, datetime) or self.occurred_at.tzinfo is None:
+            raise EventError("occurred_at: must be a timezone-aware datetime")
+        if not isinstance(self.payload, dict):
+            raise EventError("payload: must be an object")
+        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
+        object.__setattr__(self, "payload", to_json_value(self.payload))
+        if self.dedup_key is None:
+            object.__setattr__(self, "dedup_key", derive_dedup_key(self))
+
+
+def derive_dedup_key(event: NewEvent) -> str:
+    """A content hash: the same fact, however often it arrives, gets the same key."""
+    canonical = json.dumps(
+        [
+            event.type,
+            event.message_id,
+            event.carrier,
+            event.carrier_message_id,
+            event.occurred_at.astimezone(UTC).isoformat(),
+            event.payload,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    position: int
+    type: str
+    message_id: str | None
+    carrier: str | None
+    carrier_message_id: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    source: str
+    payload: dict[str, Any]
+    dedup_key: str
+
+    def as_json(self) -> dict[str, Any]:
+        """Every column, times in RFC 3339 UTC: the ``jsonl`` output format."""
+        return {
+            "position": self.position,
+            "type": self.type,
+            "message_id": self.message_id,
+            "carrier": self.carrier,
+            "carrier_message_id": self.carrier_message_id,
+            "occurred_at": to_json_value(self.occurred_at),
+            "recorded_at": to_json_value(self.recorded_at),
+            "source": self.source,
+            "payload": self.payload,
+            "dedup_key": self.dedup_key,
+        }

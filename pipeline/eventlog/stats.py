@@ -1,0 +1,36 @@
+"""Counts and sizes of the log, for ``events stats`` and the demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+
+from pipeline.db.engine import Database
+from pipeline.db.tables import events
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    by_type: dict[str, int]
+    last_position: int
+    database_bytes: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_type.values())
+
+
+def log_stats(db: Database) -> LogStats:
+    with db.read() as conn:
+        by_type = dict(
+            conn.execute(select(events.c.type, func.count()).group_by(events.c.type)).all()
+        )
+        last = conn.scalar(select(func.max(events.c.position))) or 0
+        if db.is_postgres:
+            size = conn.scalar(text("SELECT pg_database_size(current_database())"))
+        else:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+            page_size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+            size = pages * page_size
+    return LogStats(by_type, int(last), int(size or 0))
