@@ -94,7 +94,7 @@ def test_times_are_stored_and_returned_in_utc(db: Database) -> None:
 
 
 def test_floats_and_naive_times_are_refused_before_storage() -> None:
-    with pytest.raises(EventError, match="payload.cost: floats"):
+    with pytest.raises(EventError, match=r"payload\.cost: floats"):
         event(1, payload={"cost": 0.1})
     with pytest.raises(EventError, match="occurred_at"):
         event(1, occurred_at=datetime(2026, 1, 1))
