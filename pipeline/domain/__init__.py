@@ -1,0 +1,1 @@
+"""The pure domain: status fold, part counting, tariffs, money. No database, clock or network."""
