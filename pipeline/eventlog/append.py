@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select
 
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
@@ -50,28 +52,21 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
         return AppendResult([], duplicates)
 
     serialise_appends(conn)
+    # Appends are serialised (see ordering), so every row above the highest position seen
+    # now is one of ours: reading them back gives each stored key its position without
+    # RETURNING, which lets the driver's own executemany do the insert (psycopg pipelines
+    # it; SQLAlchemy's multi-VALUES RETURNING costs more than the insert itself).
+    before = conn.scalar(select(func.max(events.c.position))) or 0
     recorded_at = utc_now()
-    rows = [
-        {
-            "type": e.type,
-            "message_id": e.message_id,
-            "carrier": e.carrier,
-            "carrier_message_id": e.carrier_message_id,
-            "occurred_at": e.occurred_at,
-            "recorded_at": recorded_at,
-            "source": e.source,
-            "payload": e.payload,
-            "dedup_key": e.dedup_key,
-        }
-        for e in unique.values()
-    ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(events)
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(events.c.position, events.c.dedup_key)
+    to_row = _row_for_sqlite if conn.dialect.name == "sqlite" else _row_for_postgres
+    conn.exec_driver_sql(
+        _insert_sql(conn.dialect.name), [to_row(e, recorded_at) for e in unique.values()]
     )
-    stored = {key: pos for pos, key in conn.execute(stmt, rows).all()}
+    stored = dict(
+        conn.execute(
+            select(events.c.dedup_key, events.c.position).where(events.c.position > before)
+        ).all()
+    )
     appended = []
     for key, event in unique.items():
         if key in stored:
@@ -79,6 +74,58 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
         else:
             duplicates.append(event)
     return AppendResult(appended, duplicates)
+
+
+_COLUMNS = (
+    "type, message_id, carrier, carrier_message_id, occurred_at, recorded_at, source, "
+    "payload, dedup_key"
+)
+
+
+@lru_cache(maxsize=2)
+def _insert_sql(dialect: str) -> str:
+    if dialect == "sqlite":
+        values = ", ".join(["?"] * 9)
+    else:
+        values = "%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s"
+    return f"INSERT INTO events ({_COLUMNS}) VALUES ({values}) ON CONFLICT (dedup_key) DO NOTHING"
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The format SQLAlchemy's SQLite DateTime stores (UTCDateTime reads it back as UTC).
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _row_for_sqlite(e: NewEvent, recorded_at: datetime) -> tuple[object, ...]:
+    return (
+        e.type,
+        e.message_id,
+        e.carrier,
+        e.carrier_message_id,
+        _sqlite_time(e.occurred_at),
+        _sqlite_time(recorded_at),
+        e.source,
+        _dumps(e.payload),
+        e.dedup_key,
+    )
+
+
+def _row_for_postgres(e: NewEvent, recorded_at: datetime) -> tuple[object, ...]:
+    return (
+        e.type,
+        e.message_id,
+        e.carrier,
+        e.carrier_message_id,
+        e.occurred_at,
+        recorded_at,
+        e.source,
+        _dumps(e.payload),
+        e.dedup_key,
+    )
+
+
+def _dumps(payload: dict[str, object]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 def existing_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
