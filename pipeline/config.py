@@ -12,12 +12,23 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from pipeline.domain import tariffs as tariff_checks
 
 ENV_PREFIX = "SMSRECON_"
 ENV_CONFIG = "SMSRECON_CONFIG"
@@ -95,19 +106,45 @@ class ProjectorSettings(_Section):
 
 
 class Tariff(_Section):
+    """One ``billing.tariffs`` entry; the checks are those of pipeline.domain.tariffs.
+
+    ``price_per_part`` is written quoted ('0.0333'): an unquoted YAML 0.1 is a binary float,
+    refused rather than rounded. Times are RFC 3339 with a zone and become UTC.
+    """
+
     partner: str | None = None
     channel: Literal["sms", "whatsapp"] | None = None
     dispatch_type: Literal["service", "adds"] | None = None
-    prefix: str
-    price_per_part: Decimal
-    currency: str
-    valid_from: str | None = None
-    valid_to: str | None = None
+    prefix: Annotated[str, BeforeValidator(tariff_checks.check_prefix)]
+    price_per_part: Annotated[Decimal, BeforeValidator(tariff_checks.check_price)]
+    currency: Annotated[str, BeforeValidator(tariff_checks.check_currency)]
+    valid_from: Annotated[datetime | None, BeforeValidator(tariff_checks.check_time)] = None
+    valid_to: Annotated[datetime | None, BeforeValidator(tariff_checks.check_time)] = None
+
+    @model_validator(mode="after")
+    def _window_not_empty(self) -> Tariff:
+        if self.valid_from and self.valid_to and not self.valid_from < self.valid_to:
+            raise ValueError("valid_to must be after valid_from")
+        return self
+
+
+#: The Altegio status codes (contract: 1, 2, 4, 8, 16, 52).
+ALTEGIO_STATUSES = frozenset({1, 2, 4, 8, 16, 52})
+
+
+def _altegio_statuses(value: list[int]) -> list[int]:
+    unknown = sorted(set(value) - ALTEGIO_STATUSES)
+    if unknown:
+        raise ValueError(f"{unknown} not Altegio status codes (1, 2, 4, 8, 16, 52)")
+    return value
 
 
 class BillingSettings(_Section):
+    #: The one rounding of a message total to the currency's minor unit.
     rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
-    non_chargeable_statuses: list[int] = [16, 52]
+    #: Statuses billed 0 (16 rejected by the operator, 52 not enough funds).
+    non_chargeable_statuses: Annotated[list[int], AfterValidator(_altegio_statuses)] = [16, 52]
+    #: In configured order: the order breaks the last tie of tariff selection.
     tariffs: list[Tariff] = []
 
 
