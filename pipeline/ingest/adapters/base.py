@@ -1,0 +1,71 @@
+"""The adapter contract: a raw HTTP request in, ``carrier.status`` events (or a ParseError) out.
+
+Every format module exposes ``parse(request, carrier) -> Parsed``. Adapters are pure: the
+time a report was received and the carrier's zone come in through ``CarrierContext``, so the
+same request always parses to the same events (and the same dedup keys), whether it arrives
+live, from a file, or is replayed out of quarantine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from pipeline.eventlog import NewEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """An HTTP request as the gateway sent it, before any interpretation."""
+
+    method: str  # "GET" | "POST"
+    path: str  # "/v1/dlr/mts"
+    query: list[tuple[str, str]]  # decoded query pairs, in order
+    headers: dict[str, str]  # header names lower-cased
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierContext:
+    """What an adapter needs to know about the configured carrier (``carriers.<name>``)."""
+
+    name: str  # configured carrier name (carriers.<name>)
+    timezone: ZoneInfo  # for carrier times written without a zone
+    received_at: datetime  # tz-aware UTC; used when a report has no done date
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The events one request carries and the answer its gateway expects."""
+
+    events: list[NewEvent]  # pipeline.eventlog.NewEvent, type "carrier.status"
+    reply_status: int = 200
+    reply_body: str = "OK"  # Jasmin needs exactly "ACK/Jasmin"
+    reply_content_type: str = "text/plain"
+
+
+class ParseError(ValueError):
+    """A report that cannot be understood. Names the field and why, never echoes a secret."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+FORMATS: tuple[str, ...] = ("kannel", "jasmin", "smpp", "infobip", "vonage", "twilio", "generic")
+
+
+def parse_report(fmt: str, request: RawRequest, carrier: CarrierContext) -> Parsed:
+    """Parse ``request`` with the adapter for ``fmt`` (one of FORMATS).
+
+    Raises ParseError for a report that cannot be understood, and ValueError for an unknown
+    format (a configuration problem, not bad input).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown carrier format {fmt!r} (one of {', '.join(FORMATS)})")
+    # Imported on first use: format modules import this one, and most processes use one or two.
+    module = importlib.import_module(f"pipeline.ingest.adapters.{fmt}")
+    return module.parse(request, carrier)

@@ -1,0 +1,131 @@
+"""Reading a request's fields: query pairs, form bodies, JSON bodies, typed values.
+
+Every failure is a ParseError naming the field, so a bad report is answered with a reason a
+gateway operator can act on, and never with a KeyError or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pipeline.ingest.adapters.base import ParseError, RawRequest
+
+Pairs = list[tuple[str, str]]
+
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def content_type(request: RawRequest) -> str:
+    """The media type without parameters, lower-cased (``application/json``)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def body_text(request: RawRequest) -> str:
+    try:
+        return request.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError("body", f"not UTF-8 (byte {exc.start})") from None
+
+
+def parse_form(request: RawRequest) -> Pairs:
+    """An ``application/x-www-form-urlencoded`` body as ordered pairs."""
+    text = body_text(request).strip()
+    if not text:
+        return []
+    try:
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise ParseError("body", "not a form-encoded body") from None
+
+
+def parse_json(request: RawRequest) -> Any:
+    """A JSON body; numbers with a fraction become Decimal so no digit is lost to floats."""
+    text = body_text(request)
+    if not text.strip():
+        raise ParseError("body", "empty (a JSON document is expected)")
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ParseError("body", f"not JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+def looks_like_json(request: RawRequest) -> bool:
+    if content_type(request).endswith("json"):
+        return True
+    return request.body.lstrip()[:1] in (b"{", b"[")
+
+
+def query_and_form(request: RawRequest) -> Pairs:
+    """The query pairs followed by a form body's pairs (GET or form POST gateways)."""
+    pairs = list(request.query)
+    if request.body.strip():
+        pairs.extend(parse_form(request))
+    return pairs
+
+
+def first(pairs: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of ``name``; gateways never legitimately repeat a DLR field."""
+    for key, value in pairs:
+        if key == name:
+            return value
+    return None
+
+
+def require(pairs: Iterable[tuple[str, str]], name: str) -> str:
+    value = first(pairs, name)
+    if value is None or not value.strip():
+        raise ParseError(name, "required")
+    return value.strip()
+
+
+def optional_text(value: Any, field: str) -> str | None:
+    """A JSON string or number as text; None for absent, null or blank."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ParseError(field, f"must be a string, got {type(value).__name__}")
+    text = str(value).strip()
+    return text or None
+
+
+def parse_decimal(value: Any, field: str) -> Decimal:
+    """A finite decimal from a string or JSON number (never via float)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ParseError(field, f"must be a decimal string, got {type(value).__name__}")
+    text = str(value).strip()
+    if not _DECIMAL.match(text):
+        raise ParseError(field, f"not a decimal number: {text[:40]!r}")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ParseError(field, f"not a decimal number: {text[:40]!r}") from None
+    if not number.is_finite():
+        raise ParseError(field, "not a finite number")
+    return number
+
+
+def parse_int(value: Any, field: str, *, minimum: int | None = None) -> int:
+    """An integer from a JSON integer or a string of digits."""
+    if isinstance(value, bool):
+        raise ParseError(field, "must be an integer, got bool")
+    whole_string = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value)
+    whole_decimal = isinstance(value, Decimal) and value == value.to_integral_value()
+    if isinstance(value, int) or whole_string or whole_decimal:
+        number = int(value)
+    else:
+        raise ParseError(field, f"must be an integer, got {str(value)[:40]!r}")
+    if minimum is not None and number < minimum:
+        raise ParseError(field, f"must be at least {minimum}, got {number}")
+    return number
+
+
+def parse_currency(value: Any, field: str) -> str:
+    text = optional_text(value, field)
+    if text is None or not re.fullmatch(r"[A-Za-z]{3}", text):
+        raise ParseError(field, f"not an ISO 4217 currency code: {str(value)[:20]!r}")
+    return text.upper()

@@ -1,0 +1,113 @@
+"""Gateway status words → Altegio status codes, one table per dialect (docs/carriers.md).
+
+The tables are data, not logic, so docs/carriers.md can list them row for row and a test can
+prove every row is there. Altegio's codes (seeds/altegio-delivery-status.md): 1 delivered,
+2 not delivered, 4 sent to phone, 8 transferred to the operator, 16 rejected by operator,
+52 not enough funds.
+"""
+
+from __future__ import annotations
+
+DELIVERED = 1
+NOT_DELIVERED = 2
+SENT_TO_PHONE = 4
+TRANSFERRED = 8
+REJECTED = 16
+NOT_ENOUGH_FUNDS = 52
+
+ALTEGIO_CODES = frozenset(
+    {DELIVERED, NOT_DELIVERED, SENT_TO_PHONE, TRANSFERRED, REJECTED, NOT_ENOUGH_FUNDS}
+)
+
+#: SMPP 3.4 Appendix B receipt ``stat:`` values, plus the non-standard ones SMSCs send.
+#: Kannel (gw/smsc/smsc_smpp.c) reads DELIVRD/ACKED as delivered, ENROUTE/ACCEPTD/BUFFRED as
+#: buffered and everything else as failed; REJECTD is kept apart here because Altegio has a
+#: code of its own for it.
+SMPP_STATS: dict[str, int] = {
+    "DELIVRD": DELIVERED,
+    "ACKED": DELIVERED,
+    "ENROUTE": SENT_TO_PHONE,
+    "ACCEPTD": SENT_TO_PHONE,
+    "BUFFRED": SENT_TO_PHONE,
+    "SCHEDULED": SENT_TO_PHONE,
+    "EXPIRED": NOT_DELIVERED,
+    "DELETED": NOT_DELIVERED,
+    "UNDELIV": NOT_DELIVERED,
+    "UNKNOWN": NOT_DELIVERED,
+    "FAILED": NOT_DELIVERED,
+    "SKIPPED": NOT_DELIVERED,
+    "REJECTD": REJECTED,
+    "REJECTED": REJECTED,
+    "NACK": REJECTED,
+}
+
+#: SMPP message_state TLV (0x0427) values, SMPP 3.4 §5.2.28 (v5.0 adds 0 and 9).
+SMPP_MESSAGE_STATES: dict[int, str] = {
+    0: "SCHEDULED",
+    1: "ENROUTE",
+    2: "DELIVRD",
+    3: "EXPIRED",
+    4: "DELETED",
+    5: "UNDELIV",
+    6: "ACCEPTD",
+    7: "UNKNOWN",
+    8: "REJECTD",
+    9: "SKIPPED",
+}
+
+#: Kannel DLR types (gw/dlr.h), the ``%d`` of a dlr-url; the same numbers as Altegio's codes.
+KANNEL_TYPES: dict[int, int] = {
+    1: DELIVERED,  # DLR_SUCCESS: delivered to phone
+    2: NOT_DELIVERED,  # DLR_FAIL: not delivered to phone
+    4: SENT_TO_PHONE,  # DLR_BUFFERED: queued on the SMSC
+    8: TRANSFERRED,  # DLR_SMSC_SUCCESS: the SMSC accepted the submit
+    16: REJECTED,  # DLR_SMSC_FAIL: the SMSC refused the submit
+}
+
+#: Infobip status groups (groupName / groupId), "Message status codes".
+INFOBIP_GROUPS: dict[str, int] = {
+    "PENDING": TRANSFERRED,
+    "UNDELIVERABLE": NOT_DELIVERED,
+    "DELIVERED": DELIVERED,
+    "EXPIRED": NOT_DELIVERED,
+    "REJECTED": REJECTED,
+}
+INFOBIP_GROUP_IDS: dict[int, str] = {
+    1: "PENDING",
+    2: "UNDELIVERABLE",
+    3: "DELIVERED",
+    4: "EXPIRED",
+    5: "REJECTED",
+}
+#: Infobip status names that decide over their group.
+INFOBIP_NAMES: dict[str, int] = {
+    # group DELIVERED, but only the operator has it: "a further DLR may follow".
+    "DELIVERED_TO_OPERATOR": SENT_TO_PHONE,
+    "DELIVERED_TO_HANDSET": DELIVERED,
+    # group REJECTED, but the cause is the account's balance, not the operator.
+    "REJECTED_NOT_ENOUGH_CREDITS": NOT_ENOUGH_FUNDS,
+}
+
+#: Vonage SMS API delivery receipt ``status`` values.
+VONAGE_STATUSES: dict[str, int] = {
+    "delivered": DELIVERED,
+    "accepted": SENT_TO_PHONE,
+    "buffered": SENT_TO_PHONE,
+    "expired": NOT_DELIVERED,
+    "failed": NOT_DELIVERED,
+    "unknown": NOT_DELIVERED,
+    "rejected": REJECTED,
+}
+
+#: Twilio ``MessageStatus`` values of an outbound message's status callback.
+TWILIO_STATUSES: dict[str, int] = {
+    "accepted": TRANSFERRED,
+    "scheduled": TRANSFERRED,
+    "queued": TRANSFERRED,
+    "sending": TRANSFERRED,
+    "sent": SENT_TO_PHONE,
+    "delivered": DELIVERED,
+    "undelivered": NOT_DELIVERED,
+    "failed": NOT_DELIVERED,
+    "canceled": REJECTED,
+}
