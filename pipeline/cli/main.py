@@ -13,6 +13,7 @@ from pipeline.cli.context import AppContext
 #: one-shot cron command does not pay for the HTTP server's imports.
 COMMANDS: dict[str, str] = {
     "db": "pipeline.cli.db_commands:db",
+    "demo": "pipeline.cli.demo_command:demo",
     "events": "pipeline.cli.event_commands:events",
 }
 

@@ -1,0 +1,1 @@
+"""The demo: the pipeline end to end on a throwaway SQLite database with bundled traffic."""
