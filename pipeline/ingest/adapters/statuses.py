@@ -20,25 +20,26 @@ ALTEGIO_CODES = frozenset(
 )
 
 #: SMPP 3.4 Appendix B receipt ``stat:`` values, plus the non-standard ones SMSCs send.
-#: Kannel (gw/smsc/smsc_smpp.c) reads DELIVRD/ACKED as delivered, ENROUTE/ACCEPTD/BUFFRED as
-#: buffered and everything else as failed; REJECTD is kept apart here because Altegio has a
-#: code of its own for it.
+#: Kannel (gw/smsc/smsc_smpp.c, handle_dlr) reads DELIVRD as delivered; ACCEPTD, ACKED,
+#: BUFFRED, BUFFERD and ENROUTE as buffered; everything else as failed. We follow it, except
+#: that REJECTD keeps Altegio's own code for a rejection instead of Kannel's "failed".
 SMPP_STATS: dict[str, int] = {
     "DELIVRD": DELIVERED,
-    "ACKED": DELIVERED,
     "ENROUTE": SENT_TO_PHONE,
     "ACCEPTD": SENT_TO_PHONE,
+    "ACKED": SENT_TO_PHONE,
     "BUFFRED": SENT_TO_PHONE,
+    "BUFFERD": SENT_TO_PHONE,
     "SCHEDULED": SENT_TO_PHONE,
     "EXPIRED": NOT_DELIVERED,
     "DELETED": NOT_DELIVERED,
     "UNDELIV": NOT_DELIVERED,
     "UNKNOWN": NOT_DELIVERED,
     "FAILED": NOT_DELIVERED,
+    "NACK": NOT_DELIVERED,
     "SKIPPED": NOT_DELIVERED,
     "REJECTD": REJECTED,
     "REJECTED": REJECTED,
-    "NACK": REJECTED,
 }
 
 #: SMPP message_state TLV (0x0427) values, SMPP 3.4 §5.2.28 (v5.0 adds 0 and 9).
