@@ -207,7 +207,11 @@ def carrier_submitted(
         raise _ItemError("carrier", f"not a configured carrier (configured: {known})")
     carrier_message_id = _identifier(item, "carrier_message_id")
     if normalise_id is not None:
-        carrier_message_id = normalise_id(carrier, carrier_message_id)
+        try:
+            carrier_message_id = normalise_id(carrier, carrier_message_id)
+        except ValueError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            raise _ItemError("carrier_message_id", reason) from None
     payload: dict[str, Any] = {}
     for name in ("parts", "part"):
         value = _positive_int(item, name)

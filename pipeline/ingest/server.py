@@ -1,0 +1,282 @@
+"""The ingest HTTP app: our own records and carriers' DLR webhooks in, events out.
+
+Each request goes: size check → (DLR) carrier lookup and authentication → scrub secrets →
+parse (``routing.interpret``) → group commit (``writer``) → the answer its sender expects.
+A 2xx is only ever sent after the request's events are committed. Bad input is answered
+400 and the scrubbed raw request kept in ``quarantine``; nothing else is stored for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text
+
+from pipeline.config import Settings
+from pipeline.db.engine import Database
+from pipeline.eventlog.model import utc_now
+from pipeline.ingest import auth
+from pipeline.ingest import quarantine as quarantine_store
+from pipeline.ingest.adapters.base import RawRequest
+from pipeline.ingest.metrics import CONTENT_TYPE, IngestMetrics
+from pipeline.ingest.routing import InputError, Target, UnknownCarrier, interpret
+from pipeline.ingest.writer import GroupCommitWriter, WriterUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestState:
+    settings: Settings
+    db: Database
+    writer: GroupCommitWriter
+    metrics: IngestMetrics
+    #: carrier name -> its secret (resolved once at build time; never logged).
+    secrets: dict[str, str | None]
+    twilio_signer: Callable[..., str] | None
+
+
+STATE = web.AppKey("ingest_state", IngestState)
+
+
+def build_ingest_app(settings: Settings, db: Database) -> web.Application:
+    """The ingest app. Secrets are resolved now, so a missing one fails at startup
+    (ConfigError naming the key) rather than at the first report."""
+    metrics = IngestMetrics()
+    writer = GroupCommitWriter(
+        db,
+        interval_ms=settings.ingest.commit_interval_ms,
+        max_events=settings.ingest.commit_max_events,
+        on_commit=metrics.observe_commit,
+    )
+    secrets: dict[str, str | None] = {}
+    signer = None
+    for name, carrier in settings.carriers.items():
+        if carrier.auth.type == "none":
+            secrets[name] = None
+            continue
+        if not carrier.auth.secret_env:
+            from pipeline.config import ConfigError
+
+            raise ConfigError(
+                f"{settings.source_file or 'defaults'}: carriers.{name}.auth.secret_env: "
+                f"required for auth type {carrier.auth.type}"
+            )
+        secrets[name] = settings.secret(carrier.auth.secret_env, f"carriers.{name}.auth.secret_env")
+        if carrier.auth.type == "twilio":
+            from pipeline.ingest.adapters.twilio import twilio_signature
+
+            signer = twilio_signature
+
+    # client_max_size makes aiohttp itself refuse to buffer more than the limit.
+    app = web.Application(
+        client_max_size=settings.ingest.max_body_bytes, middlewares=[_count_and_guard]
+    )
+    app[STATE] = IngestState(settings, db, writer, metrics, secrets, signer)
+    for kind in ("messages", "submissions", "refusals"):
+        app.router.add_post(f"/v1/{kind}", _own_route(kind))
+    app.router.add_route("GET", "/v1/dlr/{carrier}", _dlr)
+    app.router.add_route("POST", "/v1/dlr/{carrier}", _dlr)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+
+    async def start_writer(app: web.Application) -> None:
+        await app[STATE].writer.start()
+
+    async def stop_writer(app: web.Application) -> None:
+        # on_cleanup runs after in-flight handlers finished: everything they queued is
+        # committed and answered before the writer stops.
+        await app[STATE].writer.stop()
+
+    app.on_startup.append(start_writer)
+    app.on_cleanup.append(stop_writer)
+    return app
+
+
+def _error(status: int, error: str, detail: Any = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _count_and_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every answer by route template; turn anything unexpected into a 500.
+
+    Logged with the path only: the query string may hold a carrier token.
+    """
+    state = request.app[STATE]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        status = exc.status
+        if status >= 400:
+            response = _error(status, exc.reason)
+        else:
+            raise
+    except Exception as exc:
+        log.error(
+            "unexpected error on %s %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        response = _error(500, "internal error", None)
+    state.metrics.requests.labels(route, str(response.status)).inc()
+    return response
+
+
+async def _read_body(request: web.Request) -> bytes | web.Response:
+    limit = request.app[STATE].settings.ingest.max_body_bytes
+    too_large = _error(413, "body too large", {"max_body_bytes": limit})
+    if request.content_length is not None and request.content_length > limit:
+        return too_large
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return too_large
+
+
+def _raw(request: web.Request, body: bytes) -> RawRequest:
+    return RawRequest(
+        method=request.method,
+        path=request.path,
+        query=[(name, value) for name, value in request.query.items()],
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=body,
+    )
+
+
+def _own_route(kind: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await _read_body(request)
+        if isinstance(body, web.Response):
+            return body
+        return await _ingest(request, Target(kind), auth.scrub(_raw(request, body)))
+
+    handle.__name__ = f"post_{kind}"
+    return handle
+
+
+async def _dlr(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    name = request.match_info["carrier"]
+    carrier = state.settings.carriers.get(name)
+    if carrier is None:
+        return _error(404, "unknown carrier", {"carrier": name})
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    raw = _raw(request, body)
+    try:
+        auth.check(
+            carrier.auth.type,
+            raw,
+            state.secrets.get(name),
+            url=str(request.url),
+            twilio_signature=state.twilio_signer,
+        )
+    except auth.AuthError as exc:
+        # Not stored: an unauthenticated body is not input we vouch for. Counted, so a
+        # misconfigured gateway (or an attack) shows on the dashboard.
+        state.metrics.auth_failures.labels(name).inc()
+        return _error(401, "unauthorized", {"reason": str(exc)})
+    return await _ingest(request, Target("dlr", name), auth.scrub(raw))
+
+
+async def _ingest(request: web.Request, target: Target, raw: RawRequest) -> web.StreamResponse:
+    state = request.app[STATE]
+    received_at = utc_now()
+    source = f"http:{target.path}"
+    try:
+        outcome = interpret(state.settings, target, raw, received_at=received_at, source=source)
+    except UnknownCarrier:
+        return _error(404, "unknown carrier", {"carrier": target.carrier})
+    except InputError as exc:
+        return await _quarantine(request, target, raw, exc, received_at, source)
+    try:
+        committed = await state.writer.submit(outcome.events)
+    except WriterUnavailable as exc:
+        return _error(503, str(exc))
+    state.metrics.events_appended.inc(committed.appended)
+    state.metrics.duplicates.inc(committed.duplicates)
+    if outcome.reply_status is None:
+        return web.json_response(
+            {"appended": committed.appended, "duplicates": committed.duplicates}
+        )
+    content_type, _, charset = (outcome.reply_content_type or "text/plain").partition(";")
+    return web.Response(
+        status=outcome.reply_status,
+        body=(outcome.reply_body or "").encode("utf-8"),
+        content_type=content_type.strip(),
+        charset=charset.partition("=")[2].strip() or None,
+    )
+
+
+async def _quarantine(
+    request: web.Request,
+    target: Target,
+    raw: RawRequest,
+    exc: InputError,
+    received_at: Any,
+    source: str,
+) -> web.Response:
+    state = request.app[STATE]
+    fmt = (
+        state.settings.carriers[target.carrier].format
+        if target.carrier is not None
+        else target.kind
+    )
+    try:
+        entry_id = await asyncio.to_thread(
+            quarantine_store.save,
+            state.db,
+            raw,
+            received_at=received_at,
+            source=source,
+            error=exc.error,
+            detail=exc.detail,
+            carrier=target.carrier,
+            fmt=fmt,
+        )
+    except Exception as db_exc:
+        # Failure policy: the request could not be kept, so it must not look handled.
+        log.error("could not quarantine a request to %s: %s", raw.path, type(db_exc).__name__)
+        return _error(503, "the quarantine is unavailable; send again")
+    state.metrics.quarantined.labels(
+        target.path if target.kind != "dlr" else "/v1/dlr/{carrier}"
+    ).inc()
+    log.warning("quarantined %s request #%d: %s", raw.path, entry_id, exc.error)
+    return web.json_response(
+        {"error": exc.error, "detail": exc.detail, "quarantine_id": entry_id}, status=400
+    )
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    db = request.app[STATE].db
+
+    def ping() -> None:
+        with db.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping), timeout=5)
+    except Exception as exc:
+        return web.json_response(
+            {"status": "unavailable", "database": type(exc).__name__}, status=503
+        )
+    return web.json_response({"status": "ok"})
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
