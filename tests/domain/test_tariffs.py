@@ -7,10 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import ConfigError, Tariff, load_settings
+from pipeline.config import BillingSettings, ConfigError, Tariff, load_settings
 from pipeline.domain.tariffs import (
     TariffError,
     TariffRule,
@@ -309,3 +310,17 @@ def test_unknown_non_chargeable_status_is_refused(tmp_path: Path) -> None:
     path.write_text("billing:\n  non_chargeable_statuses: [16, 61]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"billing\.non_chargeable_statuses: .*\[61\]"):
         load_settings(path, environ={})
+
+
+def test_worked_example_of_docs_billing_md() -> None:
+    """The example tariffs of docs/billing.md choose what its table says."""
+    doc = (Path(__file__).parents[2] / "docs" / "billing.md").read_text(encoding="utf-8")
+    block = doc.split("### Worked example", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    settings = BillingSettings.model_validate(yaml.safe_load(block)["billing"])
+    rules = rules_from_settings(settings.tariffs)
+    jan, feb = datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 3, tzinfo=UTC)
+    assert pick(rules, partner="salon", phone="+79161234567", accepted_at=jan) is rules[1]
+    assert pick(rules, partner="salon", phone="+79161234567", accepted_at=feb) is rules[2]
+    assert pick(rules, partner="salon", phone="+79031234567") is rules[3]
+    assert pick(rules, partner="other", channel="whatsapp", phone="+79031234567") is rules[4]
+    assert pick(rules, partner="salon", phone="+4915123456789") is None
