@@ -204,6 +204,9 @@ class Settings(_Section):
             raise ConfigError(
                 f"{where}: {key}: environment variable {env_name} is not set (it holds a secret)"
             )
+        from pipeline.logsafe import register_secret
+
+        register_secret(value)  # from now on masked in every log record of this process
         return value
 
 

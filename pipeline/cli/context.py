@@ -18,6 +18,7 @@ import click
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.db.engine import Database
 from pipeline.db.schema import SchemaError, require_head
+from pipeline.logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -46,6 +47,7 @@ class AppContext:
                 self._settings = load_settings(self.config_path, self.overrides)
             except ConfigError as exc:
                 fail(str(exc))
+            configure_logging(self._settings.logging)
         return self._settings
 
     def database(self, *, check_schema: bool = True) -> Database:
