@@ -129,3 +129,11 @@ def parse_currency(value: Any, field: str) -> str:
     if text is None or not re.fullmatch(r"[A-Za-z]{3}", text):
         raise ParseError(field, f"not an ISO 4217 currency code: {str(value)[:20]!r}")
     return text.upper()
+
+
+def first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Pairs as a dict keeping each name's first value, in request order (for ``raw``)."""
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
