@@ -56,4 +56,6 @@ def all_tables() -> MetaData:
 #: Modules that define tables on ``metadata`` (add yours here).
 _TABLE_MODULES: list[str] = [
     "pipeline.ingest.tables",
+    "pipeline.dispatch.tables",
+    "pipeline.projector.tables",
 ]

@@ -1,0 +1,263 @@
+"""Claiming due deliveries under a lease: the only way a message gets into a request.
+
+A message is *pending* when its current payload (``message_state.payload_hash``) is complete
+and differs from the last one Altegio acknowledged, is not parked or expired for exactly this
+payload, is due (``next_attempt_at <= now``) and nobody holds a live lease on it. A claim
+sets the lease in the same transaction that selects the rows and reads the payloads, so:
+- two dispatchers never hold the same message (PostgreSQL: ``FOR UPDATE SKIP LOCKED``;
+  SQLite: the whole claim runs under ``BEGIN IMMEDIATE``, one writer at a time);
+- a payload is always read *after* every payload sent before it was acknowledged or its
+  lease ran out, and ``message_state`` versions only rise, so the same message is never
+  sent an older payload after a newer one.
+Sending happens outside this transaction; the lease is what keeps the message ours.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Connection, func, literal, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pipeline.db.engine import Database
+from pipeline.dispatch.payload import SENT_TO_PHONE
+from pipeline.dispatch.tables import deliveries, partner_circuits
+from pipeline.projector.tables import message_state
+
+DEFAULT_PARTNER = "default"
+
+d = deliveries
+ms = message_state
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    """One message's state as read at claim time, with the lease that covers it."""
+
+    message_id: str
+    partner: str
+    delivery_callback_url: str | None
+    status: int | None
+    is_final: bool
+    payment_sum: Decimal | None
+    currency_iso: str | None
+    parts_amount: int | None
+    payload_hash: str
+    version: int
+    #: This attempt's number (1 for the first claim of the message).
+    attempt: int
+    #: Consecutive failures before this attempt (the backoff exponent).
+    failures: int
+    first_pending_at: datetime
+    #: True when this single item is the probe of the partner's open circuit.
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    owner: str
+    lease_until: datetime
+    items: list[ClaimedItem]
+
+
+def new_claim_owner(dispatcher_id: str) -> str:
+    """A lease owner unique to one claim, so a late answer to an old claim is recognisable."""
+    return f"{dispatcher_id}/{uuid.uuid4().hex[:12]}"[:128]
+
+
+def partner_expr():  # type: ignore[no-untyped-def]
+    return func.coalesce(ms.c.partner, DEFAULT_PARTNER)
+
+
+def pending_conditions(now: datetime, *, send_intermediate: bool) -> list:  # type: ignore[type-arg]
+    """The WHERE of "pending" over ``deliveries`` joined to ``message_state``."""
+    conditions = [
+        ms.c.payload_hash.is_not(None),
+        or_(d.c.acked_hash.is_(None), d.c.acked_hash != ms.c.payload_hash),
+        or_(d.c.held_hash.is_(None), d.c.held_hash != ms.c.payload_hash),
+        or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now),
+        or_(d.c.lease_until.is_(None), d.c.lease_until <= now),
+    ]
+    if not send_intermediate:
+        conditions.append(or_(ms.c.is_final.is_(True), ms.c.status != SENT_TO_PHONE))
+    return conditions
+
+
+def ensure_delivery_rows(conn: Connection, now: datetime) -> None:
+    """Give every message with a complete payload a ``deliveries`` row (so it can be locked).
+
+    Failure policy: idempotent (ON CONFLICT DO NOTHING); rolled back with the claim.
+    """
+    source = (
+        select(
+            ms.c.message_id,
+            literal("pending"),
+            literal(0),
+            literal(0),
+            literal(now, d.c.updated_at.type),
+        )
+        .select_from(ms.outerjoin(d, d.c.message_id == ms.c.message_id))
+        .where(ms.c.payload_hash.is_not(None), d.c.message_id.is_(None))
+    )
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(d)
+        .from_select(["message_id", "state", "attempts", "failures", "updated_at"], source)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+    conn.execute(stmt)
+
+
+def _win_probes(conn: Connection, now: datetime, cooldown: float) -> tuple[set[str], set[str]]:
+    """(partners whose circuit is open, those of them this claim may probe now).
+
+    The probe is won by a conditional UPDATE that moves ``probe_at`` a cool-down ahead, so
+    of several dispatchers exactly one probes. Failure policy: if the process dies after
+    winning, the probe is simply lost and the next one is a cool-down later.
+    """
+    open_partners = set(
+        conn.scalars(select(partner_circuits.c.partner).where(partner_circuits.c.state == "open"))
+    )
+    if not open_partners:
+        return set(), set()
+    won = set(
+        conn.scalars(
+            update(partner_circuits)
+            .where(
+                partner_circuits.c.state == "open",
+                or_(partner_circuits.c.probe_at.is_(None), partner_circuits.c.probe_at <= now),
+            )
+            .values(probe_at=now + timedelta(seconds=cooldown), updated_at=now)
+            .returning(partner_circuits.c.partner)
+        )
+    )
+    return open_partners, won
+
+
+def _claim_rows(
+    conn: Connection,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    send_intermediate: bool,
+    partner_filter,  # type: ignore[no-untyped-def]
+) -> list[tuple[str, int, int, datetime]]:
+    """Lease up to ``limit`` pending rows; (message_id, attempt, failures, first_pending_at)."""
+    due = (
+        select(d.c.message_id)
+        .join(ms, ms.c.message_id == d.c.message_id)
+        .where(*pending_conditions(now, send_intermediate=send_intermediate), partner_filter)
+        .order_by(ms.c.updated_at, d.c.message_id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        # Rows another dispatcher is claiming right now are skipped, not waited for.
+        due = due.with_for_update(of=d, skip_locked=True)
+    stmt = (
+        update(d)
+        .where(d.c.message_id.in_(due.scalar_subquery()))
+        .values(
+            state="in_flight",
+            lease_owner=owner,
+            lease_until=lease_until,
+            attempts=d.c.attempts + 1,
+            first_pending_at=func.coalesce(d.c.first_pending_at, now),
+            updated_at=now,
+        )
+        .returning(d.c.message_id, d.c.attempts, d.c.failures, d.c.first_pending_at)
+    )
+    return [tuple(row) for row in conn.execute(stmt).all()]  # type: ignore[misc]
+
+
+def claim_due_deliveries(
+    db: Database,
+    *,
+    dispatcher_id: str,
+    now: datetime,
+    limit: int,
+    lease_seconds: float,
+    send_intermediate: bool,
+    auth_cooldown: float,
+) -> Claim:
+    """Lease up to ``limit`` pending messages and read their payloads, in one transaction.
+
+    Partners with an open circuit are left out, except for one single-message probe when
+    the cool-down has passed. Failure policy: if the process dies before commit nothing
+    happened; if it dies after commit, the leases run out after ``lease_seconds`` and another
+    claim (this process's next run or another dispatcher) takes the messages again.
+    """
+    owner = new_claim_owner(dispatcher_id)
+    lease_until = now + timedelta(seconds=lease_seconds)
+    with db.write() as conn:
+        ensure_delivery_rows(conn, now)
+        open_partners, probes = _win_probes(conn, now, auth_cooldown)
+        partner = partner_expr()
+        common = {
+            "owner": owner,
+            "now": now,
+            "lease_until": lease_until,
+            "send_intermediate": send_intermediate,
+        }
+        rows = _claim_rows(
+            conn,
+            limit=limit,
+            partner_filter=partner.not_in(open_partners) if open_partners else true(),
+            **common,
+        )
+        probe_ids: set[str] = set()
+        for name in sorted(probes):
+            got = _claim_rows(conn, limit=1, partner_filter=partner == name, **common)
+            probe_ids.update(row[0] for row in got)
+            rows.extend(got)
+        items = _read_states(conn, rows, probe_ids)
+    return Claim(owner, lease_until, items)
+
+
+def _read_states(
+    conn: Connection, rows: list[tuple[str, int, int, datetime]], probe_ids: set[str]
+) -> list[ClaimedItem]:
+    if not rows:
+        return []
+    leased = {row[0]: row for row in rows}
+    states = conn.execute(
+        select(
+            ms.c.message_id,
+            partner_expr().label("partner"),
+            ms.c.delivery_callback_url,
+            ms.c.status,
+            ms.c.is_final,
+            ms.c.payment_sum,
+            ms.c.currency_iso,
+            ms.c.parts_amount,
+            ms.c.payload_hash,
+            ms.c.version,
+        ).where(ms.c.message_id.in_(list(leased)))
+    ).all()
+    items = []
+    for s in states:
+        _, attempt, failures, first_pending_at = leased[s.message_id]
+        items.append(
+            ClaimedItem(
+                message_id=s.message_id,
+                partner=s.partner,
+                delivery_callback_url=s.delivery_callback_url,
+                status=s.status,
+                is_final=bool(s.is_final),
+                payment_sum=s.payment_sum,
+                currency_iso=s.currency_iso,
+                parts_amount=s.parts_amount,
+                payload_hash=s.payload_hash,
+                version=s.version,
+                attempt=attempt,
+                failures=failures,
+                first_pending_at=first_pending_at,
+                probe=s.message_id in probe_ids,
+            )
+        )
+    items.sort(key=lambda item: item.message_id)
+    return items

@@ -1,0 +1,349 @@
+"""One dispatch run: claim → route → post (bisecting refusals) → record, until done.
+
+The chain reads top to bottom: ``run`` claims rounds of due messages, ``_round`` routes them
+and groups them by (callback URL, token) into batches, ``_deliver`` posts a batch and, when
+Altegio refuses a batch because of some of its items, splits it in halves to find them, and
+``_settle`` turns each answer into one ``Resolution`` per message, which ``record`` writes.
+Requests are sent outside every database transaction; the claim's lease keeps the messages
+ours meanwhile, and no request is started that could outlive the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+import aiohttp
+
+from pipeline.config import Settings
+from pipeline.db.engine import Database
+from pipeline.dispatch.backoff import retry_delay
+from pipeline.dispatch.claim import Claim, ClaimedItem, claim_due_deliveries
+from pipeline.dispatch.outcome import KIND_EXPIRED, KIND_NOT_FOUND, Outcome
+from pipeline.dispatch.payload import encode_body
+from pipeline.dispatch.record import Resolution, record_resolutions
+from pipeline.dispatch.routes import PartnerTokens, Refusal, Routed, route
+from pipeline.dispatch.transport import make_session, post_statuses
+from pipeline.dispatch.urls import mask_token, mask_url
+from pipeline.eventlog.model import utc_now
+
+log = logging.getLogger("smsrecon.dispatch")
+
+#: A request is started only if it can finish (timeout) this long before the lease ends.
+LEASE_MARGIN = 2.0
+#: Batches claimed per round, as a multiple of what the connection pool can carry at once.
+ROUND_BATCHES = 4
+
+
+@dataclass
+class DispatchSummary:
+    """Counts of one run, per message (``requests`` counts HTTP requests)."""
+
+    claimed: int = 0
+    sent: int = 0
+    requests: int = 0
+    acknowledged: int = 0
+    retried: int = 0
+    parked: int = 0
+    expired: int = 0
+    circuit: int = 0
+    deferred: int = 0
+
+    def add(self, other: DispatchSummary) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    @property
+    def needs_attention(self) -> bool:
+        """Something a person must look at: a message parked or expired, a circuit open."""
+        return bool(self.parked or self.expired or self.circuit)
+
+    def line(self) -> str:
+        return (
+            f"dispatch: sent {self.sent}, acknowledged {self.acknowledged}, "
+            f"retried {self.retried}, parked {self.parked}, expired {self.expired}, "
+            f"held by circuit {self.circuit}, deferred {self.deferred} "
+            f"({self.requests} requests)"
+        )
+
+
+def default_dispatcher_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Dispatcher:
+    """Sends pending statuses; ``clock`` and ``rng`` are injectable so tests drive time."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None,
+        dispatcher_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.config = settings.dispatcher
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.dispatcher_id = dispatcher_id or default_dispatcher_id()
+        self.tokens = PartnerTokens(settings)
+        #: Partners whose circuit opened during this run: nothing more is sent for them.
+        self._opened: set[str] = set()
+        self._summary = DispatchSummary()
+
+    async def run(self, *, until_idle: bool = False, limit: int | None = None) -> DispatchSummary:
+        """One round (or, ``until_idle``, rounds until nothing is due or nothing progresses)."""
+        self._summary = DispatchSummary()
+        self._opened.clear()
+        per_round = self.config.batch_size * self.config.concurrency * ROUND_BATCHES
+        async with make_session(self.config) as session:
+            while True:
+                budget = (
+                    per_round if limit is None else min(per_round, limit - self._summary.claimed)
+                )
+                if budget <= 0:
+                    break
+                before = self._progress()
+                claimed = await self._round(session, budget)
+                if not until_idle or claimed == 0 or self._progress() == before:
+                    break
+        return self._summary
+
+    def _progress(self) -> int:
+        s = self._summary
+        return s.acknowledged + s.parked + s.expired
+
+    async def _round(self, session: aiohttp.ClientSession, budget: int) -> int:
+        claim = await asyncio.to_thread(
+            claim_due_deliveries,
+            self.db,
+            dispatcher_id=self.dispatcher_id,
+            now=self.clock(),
+            limit=budget,
+            lease_seconds=self.config.lease,
+            send_intermediate=self.config.send_intermediate,
+            auth_cooldown=self.config.auth_cooldown,
+        )
+        self._summary.claimed += len(claim.items)
+        if not claim.items:
+            return 0
+        routed: list[Routed] = []
+        refused: list[Resolution] = []
+        for item in claim.items:
+            decided = route(item, self.settings, self.tokens)
+            if isinstance(decided, Refusal):
+                refused.append(self._refusal(decided))
+            else:
+                routed.append(decided)
+        await self._record(refused, claim)
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def deliver(batch: list[Routed]) -> None:
+            async with gate:
+                resolutions = await self._deliver(session, batch, claim)
+            await self._record(resolutions, claim)
+
+        await asyncio.gather(*(deliver(batch) for batch in self._batches(routed)))
+        return len(claim.items)
+
+    def _batches(self, routed: Sequence[Routed]) -> list[list[Routed]]:
+        """Group by (URL, token), in claim order, into batches of ``batch_size``."""
+        size = 1 if self.config.body_shape == "object" else self.config.batch_size
+        groups: dict[tuple[str, str], list[Routed]] = {}
+        for r in routed:
+            groups.setdefault((r.url, r.token), []).append(r)
+        return [
+            group[start : start + size]
+            for group in groups.values()
+            for start in range(0, len(group), size)
+        ]
+
+    async def _deliver(
+        self,
+        session: aiohttp.ClientSession,
+        batch: list[Routed],
+        claim: Claim,
+        outcome: Outcome | None = None,
+    ) -> list[Resolution]:
+        """Post a batch; on a refusal that names items (400/404/413) bisect to find them.
+
+        404 rule: when a batch answered 404 and *both* of its halves answer 404 as well, the
+        URL itself is wrong (unknown ids in both halves at once is far less likely): it is
+        treated like 401, the partner's circuit opens, and the bisection stops there.
+        """
+        if outcome is None:
+            outcome = await self._post(session, batch, claim)
+            if outcome is None:
+                return self._settle(batch, None)
+        if outcome.action != "split":
+            return self._settle(batch, outcome)
+        if len(batch) == 1:
+            return self._settle(batch, outcome)
+        middle = len(batch) // 2
+        halves = batch[:middle], batch[middle:]
+        answers = await asyncio.gather(*(self._post(session, h, claim) for h in halves))
+        if outcome.kind == KIND_NOT_FOUND and all(
+            a is not None and a.action == "split" and a.kind == KIND_NOT_FOUND for a in answers
+        ):
+            return self._settle(batch, outcome, url_wrong=True)
+        results: list[list[Resolution]] = await asyncio.gather(
+            *(
+                self._deliver(session, half, claim, answer)
+                if answer is not None
+                else _ready(self._settle(half, None))
+                for half, answer in zip(halves, answers, strict=True)
+            )
+        )
+        return [r for part in results for r in part]
+
+    async def _post(
+        self, session: aiohttp.ClientSession, batch: list[Routed], claim: Claim
+    ) -> Outcome | None:
+        """Send one request, or None when it must not start (lease too short, circuit open)."""
+        partner = batch[0].item.partner
+        if partner in self._opened:
+            return None
+        deadline = claim.lease_until - timedelta(seconds=self.config.timeout + LEASE_MARGIN)
+        if self.clock() > deadline:
+            return None
+        first = batch[0]
+        body = encode_body([r.payload for r in batch], shape=self.config.body_shape)
+        self._summary.requests += 1
+        outcome = await post_statuses(
+            session, first.url, token=first.token, body=body, clock=self.clock
+        )
+        if outcome.action == "open_circuit":
+            self._opened.add(partner)
+        if outcome.action != "acknowledged":
+            log.warning(
+                "Altegio answered %s for %d status(es) to %s: %s",
+                outcome.http_status or "no answer",
+                len(batch),
+                first.masked_url,
+                self._mask(outcome.text, first.token),
+            )
+        return outcome
+
+    def _mask(self, text: str, token: str) -> str:
+        return mask_token(mask_url(text), token)
+
+    def _settle(
+        self, batch: Sequence[Routed], outcome: Outcome | None, *, url_wrong: bool = False
+    ) -> list[Resolution]:
+        """One Resolution per message for the answer its request got."""
+        now = self.clock()
+        out = []
+        for r in batch:
+            item = r.item
+            error = self._mask(outcome.text, r.token) if outcome else None
+            base = {"item": item, "outcome": outcome, "url": r.masked_url, "error": error}
+            if outcome is None:
+                out.append(Resolution(result="deferred", **base))
+            elif outcome.action == "acknowledged":
+                out.append(Resolution(result="acknowledged", **base))
+            elif url_wrong or outcome.action == "open_circuit":
+                probe_at = now + timedelta(seconds=self.config.auth_cooldown)
+                extra = {"url_wrong": True} if url_wrong else {}
+                if url_wrong:
+                    base["error"] = f"every request to this URL answered 404: {error}"
+                out.append(
+                    Resolution(
+                        result="circuit",
+                        kind=outcome.kind,
+                        next_attempt_at=probe_at,
+                        probe_at=probe_at,
+                        extra=extra,
+                        **base,
+                    )
+                )
+            elif outcome.action == "retry":
+                out.append(self._retry(item, outcome, now, base))
+            else:  # park, or a split that came down to this one item
+                out.append(Resolution(result="parked", kind=outcome.kind, **base))
+        self._count(out)
+        return out
+
+    def _retry(self, item: ClaimedItem, outcome: Outcome, now: datetime, base: dict) -> Resolution:  # type: ignore[type-arg]
+        if (now - item.first_pending_at).total_seconds() >= self.config.max_age:
+            return Resolution(result="expired", kind=KIND_EXPIRED, **base)
+        delay = retry_delay(
+            item.failures,
+            outcome.retry_after,
+            base=self.config.backoff_base,
+            cap=self.config.backoff_cap,
+            rng=self.rng,
+        )
+        return Resolution(result="retry", next_attempt_at=now + timedelta(seconds=delay), **base)
+
+    def _refusal(self, refusal: Refusal) -> Resolution:
+        """A message decided here, without a request."""
+        from pipeline.dispatch.outcome import KIND_PARTNER_UNKNOWN
+
+        now = self.clock()
+        base = {"item": refusal.item, "outcome": None, "url": refusal.url, "error": refusal.error}
+        if refusal.kind == KIND_PARTNER_UNKNOWN:
+            # Configuration can be fixed without touching the message: look again later.
+            if (now - refusal.item.first_pending_at).total_seconds() >= self.config.max_age:
+                res = Resolution(result="expired", kind=KIND_EXPIRED, **base)
+            else:
+                retry_at = now + timedelta(seconds=self.config.auth_cooldown)
+                res = Resolution(
+                    result="retry", kind=refusal.kind, next_attempt_at=retry_at, **base
+                )
+        else:
+            res = Resolution(result="parked", kind=refusal.kind, **base)
+        log.warning("status of %s not sent: %s", refusal.item.message_id, refusal.error)
+        self._count([res])
+        return res
+
+    def _count(self, resolutions: Sequence[Resolution]) -> None:
+        s = self._summary
+        for res in resolutions:
+            match res.result:
+                case "acknowledged":
+                    s.acknowledged += 1
+                case "retry":
+                    s.retried += 1
+                case "parked":
+                    s.parked += 1
+                case "expired":
+                    s.expired += 1
+                case "circuit":
+                    s.circuit += 1
+                case "deferred":
+                    s.deferred += 1
+
+    async def _record(self, resolutions: list[Resolution], claim: Claim) -> None:
+        if not resolutions:
+            return
+        self._summary.sent += sum(1 for r in resolutions if r.outcome is not None)
+        await asyncio.to_thread(
+            record_resolutions, self.db, resolutions, owner=claim.owner, now=self.clock()
+        )
+
+
+async def _ready(value: list[Resolution]) -> list[Resolution]:
+    return value
+
+
+def dispatch_once(
+    db: Database,
+    settings: Settings,
+    *,
+    until_idle: bool = False,
+    limit: int | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    rng: random.Random | None = None,
+) -> DispatchSummary:
+    """The function the CLI and the scheduled job both call."""
+    dispatcher = Dispatcher(db, settings, clock=clock, rng=rng)
+    return asyncio.run(dispatcher.run(until_idle=until_idle, limit=limit))

@@ -1,0 +1,166 @@
+"""What an answer from Altegio means, as a typed value: the one place answers are judged.
+
+``classify_response`` and ``classify_network_error`` are pure: given a status code, headers
+and body (or the exception) they say what the dispatcher does next. The dispatcher then only
+has to act on the value, and the table in docs/dispatcher.md is this module, read aloud.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pipeline.dispatch.backoff import parse_retry_after
+
+#: What to do with the items of one request.
+Action = Literal[
+    "acknowledged",  # 2xx: remember the payload hash
+    "split",  # 400 / 404 / 413: bisect to find the offending items (single item: park)
+    "park",  # 403 and other refusals: park until the payload changes
+    "open_circuit",  # 401: the partner's token is wrong
+    "retry",  # 408 / 429 / 5xx / network: back off and try again
+]
+
+#: The mismatch kind each refusal opens.
+KIND_VALIDATION = "altegio_validation"
+KIND_NOT_FOUND = "altegio_not_found"
+KIND_FORBIDDEN = "altegio_forbidden"
+KIND_REJECTED = "altegio_rejected"
+KIND_TOKEN_INVALID = "partner_token_invalid"
+KIND_EXPIRED = "delivery_expired"
+KIND_URL_REJECTED = "callback_url_rejected"
+KIND_PARTNER_UNKNOWN = "partner_not_configured"
+KIND_PAYLOAD_INVALID = "payload_invalid"
+
+#: Every kind the dispatcher opens (and resolves when the cause goes away).
+DISPATCH_KINDS = (
+    KIND_VALIDATION,
+    KIND_NOT_FOUND,
+    KIND_FORBIDDEN,
+    KIND_REJECTED,
+    KIND_TOKEN_INVALID,
+    KIND_EXPIRED,
+    KIND_URL_REJECTED,
+    KIND_PARTNER_UNKNOWN,
+    KIND_PAYLOAD_INVALID,
+)
+
+#: Bodies are quoted into errors and mismatches up to this many characters.
+MAX_TEXT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Altegio's answer to one request, and what it means for the request's items."""
+
+    action: Action
+    #: HTTP status, or None when there was no answer (timeout, reset, refused).
+    http_status: int | None
+    #: Altegio's error code from the body (5, 10, 15, 20, 30) when it sent one.
+    altegio_code: int | None = None
+    #: A one-line description: Altegio's message, or the network error. Token-free only
+    #: after masking, which the caller does (it knows the token).
+    text: str = ""
+    #: Seconds from Retry-After, when the server said.
+    retry_after: float | None = None
+    #: The mismatch kind for split / park / open_circuit.
+    kind: str | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.action == "retry"
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def read_error_body(body: bytes, content_type: str | None = None) -> tuple[int | None, str]:
+    """(Altegio error code, message) from an error body: JSON, text or empty; never raises.
+
+    Altegio documents the codes but not the body's shape, so the JSON reader looks for the
+    usual names (``code``/``error_code``, ``message``/``error``/``errors``/``meta.message``)
+    and otherwise quotes the body as text.
+    """
+    if not body:
+        return None, ""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, _one_line(text)
+    code, message = _code_and_message(data)
+    return code, _one_line(message if message else text)
+
+
+def _code_and_message(data: object) -> tuple[int | None, str]:
+    if isinstance(data, list) and data:
+        return _code_and_message(data[0])
+    if not isinstance(data, dict):
+        return None, ""
+    code = None
+    for key in ("code", "error_code", "errorCode"):
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            code = value
+            break
+        if isinstance(value, str) and value.isdigit():
+            code = int(value)
+            break
+    message = ""
+    for key in ("message", "error_message", "error", "errors", "detail"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            message = value
+            break
+        if isinstance(value, (dict, list)) and value:
+            message = json.dumps(value, ensure_ascii=False)
+            break
+    meta = data.get("meta")
+    if not message and isinstance(meta, dict) and isinstance(meta.get("message"), str):
+        message = meta["message"]
+    if code is None and isinstance(data.get("error"), dict):
+        inner_code, inner_message = _code_and_message(data["error"])
+        return inner_code, message or inner_message
+    return code, message
+
+
+def classify_response(
+    status: int, headers: Mapping[str, str], body: bytes, now: datetime
+) -> Outcome:
+    """What an HTTP answer means (see the answer table in docs/dispatcher.md)."""
+    if 200 <= status < 300:
+        return Outcome("acknowledged", status)
+    code, text = read_error_body(body)
+    described = text or f"HTTP {status} with no description"
+    if status == 401:
+        return Outcome("open_circuit", status, code, described, kind=KIND_TOKEN_INVALID)
+    if status == 403:
+        return Outcome("park", status, code, described, kind=KIND_FORBIDDEN)
+    if status == 400:
+        return Outcome("split", status, code, described, kind=KIND_VALIDATION)
+    if status == 404:
+        return Outcome("split", status, code, described, kind=KIND_NOT_FOUND)
+    if status == 413:
+        # Too large: a smaller batch may pass; a single status that is too large is invalid.
+        return Outcome("split", status, code, described, kind=KIND_VALIDATION)
+    if status in (408, 425, 429) or status >= 500:
+        retry_after = parse_retry_after(headers.get("Retry-After"), now)
+        return Outcome("retry", status, code, described, retry_after=retry_after)
+    # 1xx/3xx (redirects are not followed: a redirect could lead off the allow-list) and
+    # undocumented 4xx: nothing a retry would fix.
+    return Outcome("park", status, code, described, kind=KIND_REJECTED)
+
+
+def classify_network_error(error: BaseException) -> Outcome:
+    """A request that got no answer: always transient."""
+    if isinstance(error, TimeoutError):
+        text = "timed out"
+    else:
+        detail = str(error)
+        text = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return Outcome("retry", None, None, _one_line(text))

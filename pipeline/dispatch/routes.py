@@ -1,0 +1,97 @@
+"""Where each claimed message goes and with which token, decided before any request.
+
+A message whose partner is not configured, whose token is missing from the environment,
+whose callback URL fails the allow-list, or whose state cannot be written in Altegio's form
+never reaches the network: it gets a ``Refusal`` (a mismatch), not an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import ConfigError, Settings
+from pipeline.dispatch.claim import ClaimedItem
+from pipeline.dispatch.outcome import KIND_PARTNER_UNKNOWN, KIND_PAYLOAD_INVALID, KIND_URL_REJECTED
+from pipeline.dispatch.payload import PayloadError, StatusPayload, build_payload
+from pipeline.dispatch.urls import callback_url, check_url, mask_token, mask_url
+from pipeline.logsafe import register_secret
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A claimed message ready to go: its payload, URL and the partner's token."""
+
+    item: ClaimedItem
+    payload: StatusPayload
+    url: str
+    token: str
+
+    @property
+    def masked_url(self) -> str:
+        return mask_token(mask_url(self.url), self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A claimed message that must not be sent; ``kind`` is the mismatch it opens."""
+
+    item: ClaimedItem
+    kind: str
+    error: str
+    url: str = ""
+
+
+class PartnerTokens:
+    """Partner tokens, read from the environment once per run and registered for masking."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._tokens: dict[str, str | ConfigError] = {}
+
+    def token(self, partner: str) -> str:
+        """The partner's token; ConfigError (without the value) when it cannot be had."""
+        if partner not in self._tokens:
+            self._tokens[partner] = self._read(partner)
+        value = self._tokens[partner]
+        if isinstance(value, ConfigError):
+            raise value
+        return value
+
+    def _read(self, partner: str) -> str | ConfigError:
+        config = self._settings.altegio.partners.get(partner)
+        if config is None:
+            where = self._settings.source_file or "defaults"
+            return ConfigError(f"{where}: altegio.partners: partner {partner!r} is not configured")
+        try:
+            token = self._settings.secret(config.token_env, f"altegio.partners.{partner}.token_env")
+        except ConfigError as exc:
+            return exc
+        register_secret(token)
+        return token
+
+
+def route(item: ClaimedItem, settings: Settings, tokens: PartnerTokens) -> Routed | Refusal:
+    """Decide the request for one message, or why there is none."""
+    try:
+        token = tokens.token(item.partner)
+    except ConfigError as exc:
+        return Refusal(item, KIND_PARTNER_UNKNOWN, str(exc))
+    altegio = settings.altegio
+    url = callback_url(item.delivery_callback_url, base_url=altegio.base_url, partner_token=token)
+    shown = mask_token(mask_url(url), token)
+    reason = check_url(
+        url, allowed_hosts=altegio.allowed_hosts, insecure_hosts=altegio.insecure_hosts
+    )
+    if reason is not None:
+        return Refusal(item, KIND_URL_REJECTED, mask_token(reason, token), shown)
+    try:
+        payload = build_payload(
+            message_id=item.message_id,
+            status=item.status,
+            payment_sum=item.payment_sum,
+            currency_iso=item.currency_iso,
+            parts_amount=item.parts_amount,
+        )
+    except PayloadError as exc:
+        return Refusal(item, KIND_PAYLOAD_INVALID, str(exc), shown)
+    return Routed(item, payload, url, token)
