@@ -122,16 +122,15 @@ def check_time(value: object) -> datetime | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if "T" not in text.upper() and " " not in text:
-            raise ValueError(
-                f"{value!r} is a date: write a time with a zone, such as {text}T00:00:00Z"
-            )
         try:
-            value = datetime.fromisoformat(text)
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(
                 f"{text!r} is not an RFC 3339 time such as 2026-02-01T00:00:00Z"
             ) from None
+        # A bare date parses as a naive midnight: refuse it below, by name.
+        bare_date = "T" not in text.upper() and " " not in text
+        value = parsed.date() if bare_date else parsed
     if isinstance(value, date) and not isinstance(value, datetime):
         raise ValueError(
             f"{value.isoformat()} is a date: write a time with a zone, such as "

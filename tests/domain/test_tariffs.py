@@ -237,6 +237,7 @@ def test_rules_from_settings_keeps_order_and_converts_times_to_utc() -> None:
         ("valid_from", "2026-02-01", "is a date"),
         ("valid_from", "2026-02-01T00:00:00", "no zone"),
         ("valid_to", "next tuesday", "RFC 3339"),
+        ("valid_to", "soon", "RFC 3339"),
     ],
 )
 def test_bad_tariff_field_is_refused_naming_it(field: str, value: object, reason: str) -> None:
