@@ -82,9 +82,13 @@ INFOBIP_GROUP_IDS: dict[int, str] = {
 }
 #: Infobip status names that decide over their group.
 INFOBIP_NAMES: dict[str, int] = {
-    # group DELIVERED, but only the operator has it: "a further DLR may follow".
-    "DELIVERED_TO_OPERATOR": SENT_TO_PHONE,
+    # group PENDING: "en route", the SMPP ENROUTE of the operator.
+    "PENDING_ENROUTE": SENT_TO_PHONE,
+    # group DELIVERED, but intermediate: "reached the operator, not yet the handset".
+    "DELIVERED_TO_OPERATOR": TRANSFERRED,
     "DELIVERED_TO_HANDSET": DELIVERED,
+    # group UNDELIVERABLE, but the operator refused it: Altegio's "rejected by operator".
+    "UNDELIVERABLE_REJECTED_OPERATOR": REJECTED,
     # group REJECTED, but the cause is the account's balance, not the operator.
     "REJECTED_NOT_ENOUGH_CREDITS": NOT_ENOUGH_FUNDS,
 }
@@ -108,6 +112,7 @@ TWILIO_STATUSES: dict[str, int] = {
     "sending": TRANSFERRED,
     "sent": SENT_TO_PHONE,
     "delivered": DELIVERED,
+    "read": DELIVERED,
     "undelivered": NOT_DELIVERED,
     "failed": NOT_DELIVERED,
     "canceled": REJECTED,
