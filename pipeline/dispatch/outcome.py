@@ -121,8 +121,10 @@ def _code_and_message(data: object) -> tuple[int | None, str]:
             message = json.dumps(value, ensure_ascii=False)
             break
     meta = data.get("meta")
-    if not message and isinstance(meta, dict) and isinstance(meta.get("message"), str):
-        message = meta["message"]
+    if isinstance(meta, dict):  # Altegio's envelope: {"success": false, "meta": {...}}
+        inner_code, inner_message = _code_and_message(meta)
+        code = code if code is not None else inner_code
+        message = message or inner_message
     if code is None and isinstance(data.get("error"), dict):
         inner_code, inner_message = _code_and_message(data["error"])
         return inner_code, message or inner_message
