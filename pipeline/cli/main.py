@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "db": "pipeline.cli.db_commands:db",
     "demo": "pipeline.cli.demo_command:demo",
     "events": "pipeline.cli.event_commands:events",
+    "sandbox": "pipeline.cli.sandbox_commands:sandbox",
 }
 
 
