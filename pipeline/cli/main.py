@@ -15,7 +15,10 @@ COMMANDS: dict[str, str] = {
     "db": "pipeline.cli.db_commands:db",
     "demo": "pipeline.cli.demo_command:demo",
     "events": "pipeline.cli.event_commands:events",
+    "ingest": "pipeline.cli.ingest_commands:ingest",
+    "quarantine": "pipeline.cli.ingest_commands:quarantine",
     "sandbox": "pipeline.cli.sandbox_commands:sandbox",
+    "serve": "pipeline.cli.ingest_commands:serve",
 }
 
 
