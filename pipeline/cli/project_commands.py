@@ -1,0 +1,102 @@
+"""``smsrecon project`` and ``smsrecon replay``: build and check the read model."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.cli.context import EXIT_FAILURE, app_context, fail, friendly_errors, progress
+from pipeline.domain.tariffs import TariffError
+from pipeline.projector.lock import projector_lock
+from pipeline.projector.runner import checkpoint_position, fold_rules, head_position, run_project
+
+BUSY = "another projector is active"
+
+
+@click.command()
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Events folded per transaction (default: projector.batch_size).",
+)
+@click.option(
+    "--max-events",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop after this many events (default: catch up to the head).",
+)
+@click.option("--wait", is_flag=True, help="Wait for another active projector instead of exiting.")
+@friendly_errors
+def project(batch_size: int | None, max_events: int | None, wait: bool) -> None:
+    """Fold new events into message_state and mismatches (exactly once)."""
+    app = app_context()
+    settings = app.settings
+    database = app.database()
+    try:
+        fold_rules(settings)
+    except TariffError as exc:
+        fail(f"billing.tariffs: {exc}")
+    behind = max(0, head_position(database) - checkpoint_position(database))
+    total = min(behind, max_events) if max_events else behind
+    with progress(total, "projecting", enabled=total > 0) as bar:
+        summary = run_project(
+            database,
+            settings,
+            batch_size=batch_size,
+            max_events=max_events,
+            wait=wait,
+            on_batch=bar.advance,
+        )
+    if summary is None:
+        click.echo(f"{BUSY}; nothing done")
+        return
+    click.echo(summary.line())
+
+
+@click.command()
+@click.option("--verify", "mode", flag_value="verify", help="Fold from scratch and compare.")
+@click.option("--rebuild", "mode", flag_value="rebuild", help="Fold from scratch and swap in.")
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--wait", is_flag=True, help="Wait for an active projector instead of exiting.")
+@friendly_errors
+def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
+    """Fold the whole log from scratch: --verify compares, --rebuild replaces the read model."""
+    from pipeline.projector import replay as replaying
+
+    if mode is None:
+        fail("say --verify or --rebuild")
+    app = app_context()
+    settings = app.settings
+    database = app.database()
+    try:
+        rules = fold_rules(settings)
+    except TariffError as exc:
+        fail(f"billing.tariffs: {exc}")
+    size = batch_size or settings.projector.batch_size
+    grace = settings.projector.correlation_grace
+    with projector_lock(database, wait=wait) as acquired:
+        if not acquired:
+            click.echo(f"{BUSY}; nothing done")
+            return
+        target = checkpoint_position(database) if mode == "verify" else head_position(database)
+        with progress(target, f"replay --{mode}", enabled=target > 0) as bar:
+            if mode == "rebuild":
+                position = replaying.rebuild(
+                    database, rules, grace_seconds=grace, batch_size=size, on_batch=bar.advance
+                )
+                click.echo(f"rebuilt message_state and mismatches from {position} events")
+                return
+            upto, differences = replaying.verify(
+                database,
+                rules,
+                grace_seconds=grace,
+                batch_size=size,
+                on_batch=bar.advance,
+                report=lambda d: click.echo(d.line()),
+            )
+    if differences:
+        click.echo(
+            f"replay differs from message_state in {differences} place(s) (up to position {upto})"
+        )
+        raise SystemExit(EXIT_FAILURE)
+    click.echo(f"replay matches message_state (up to position {upto})")

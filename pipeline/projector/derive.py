@@ -1,0 +1,240 @@
+"""From a message's facts to what Altegio and finance see: status, parts, price, cost, problems.
+
+Pure: the same facts and rules always give the same view. Called after every event, so
+its answer never depends on how the log was cut into batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pipeline.domain.money import price_message
+from pipeline.domain.parts import count_parts
+from pipeline.domain.status import (
+    DELIVERED,
+    NOT_ENOUGH_FUNDS,
+    Track,
+    TrackStatus,
+    combine_parts,
+    merge_tracks,
+    track_status,
+)
+from pipeline.domain.tariffs import TariffRule, select_tariff
+from pipeline.projector.message import Cost, MessageFacts
+
+WHOLE = "message"
+
+
+@dataclass
+class FoldRules:
+    """The configuration the fold depends on (billing), with a memo of tariff look-ups."""
+
+    tariffs: list[TariffRule] = field(default_factory=list)
+    non_chargeable: frozenset[int] = frozenset({16, 52})
+    rounding: str = "half_up"
+    _memo: dict[tuple[Any, ...], TariffRule | None] = field(default_factory=dict, repr=False)
+
+    def tariff_for(
+        self, partner: str, channel: str, dispatch_type: str | None, phone: str, at: str
+    ) -> TariffRule | None:
+        key = (partner, channel, dispatch_type, phone, at)
+        if key not in self._memo:
+            if len(self._memo) > 100_000:
+                self._memo.clear()
+            self._memo[key] = select_tariff(
+                self.tariffs,
+                partner=partner,
+                channel=channel,
+                dispatch_type=dispatch_type,
+                phone=phone,
+                accepted_at=datetime.fromisoformat(at),
+            )
+        return self._memo[key]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    status: int | None = None
+    status_at: str | None = None
+    is_final: bool = False
+    parts_amount: int | None = None
+    parts_source: str | None = None
+    payment_sum: Decimal | None = None
+    currency_iso: str | None = None
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    carrier_cost: Decimal | None = None
+    carrier_cost_currency: str | None = None
+    conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def payload(self) -> tuple[Any, ...]:
+        """The Altegio-visible payload; money as text so it is JSON- and hash-stable."""
+        money = None if self.payment_sum is None else format(self.payment_sum, "f")
+        return (self.status, money, self.currency_iso, self.parts_amount)
+
+
+def payload_hash(payload: tuple[Any, ...]) -> str | None:
+    """sha256 of the payload as a JSON object; None while any of its fields is unknown."""
+    if any(value is None for value in payload):
+        return None
+    status, money, currency, parts = payload
+    canonical = json.dumps(
+        {"status": status, "payment_sum": money, "currency_iso": currency, "parts_amount": parts},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def part_identity(facts: MessageFacts, key: str) -> str:
+    """Which part a raw report key is about, given every submission known now."""
+    if key.startswith("cmid:"):
+        submission = facts.submissions.get(key[5:])
+        if submission is not None and submission.part is not None:
+            return f"part:{submission.part}"
+        if len(facts.submissions) > 1:
+            return key
+        return WHOLE
+    return key
+
+
+def carrier_parts(facts: MessageFacts) -> int | None:
+    """A DLR's part count first, then the count given at submission."""
+    if facts.dlr_parts is not None:
+        return facts.dlr_parts[0]
+    stated = [s.parts for s in facts.submissions.values() if s.parts]
+    if stated:
+        return max(stated)
+    if len(facts.submissions) > 1:
+        return len(facts.submissions)
+    return None
+
+
+def _part_statuses(facts: MessageFacts, parts: int | None) -> dict[str, TrackStatus]:
+    grouped: dict[str, list[Track]] = {}
+    for key, track in facts.tracks.items():
+        grouped.setdefault(part_identity(facts, key), []).append(track)
+    whole = grouped.pop(WHOLE, [])
+    if not grouped:
+        return {WHOLE: track_status(merge_tracks(whole))} if whole else {}
+    if parts and any(name.startswith("part:") for name in grouped):
+        for n in range(1, parts + 1):
+            grouped.setdefault(f"part:{n}", [])
+    # A whole-message report speaks for every part.
+    return {name: track_status(merge_tracks(tracks + whole)) for name, tracks in grouped.items()}
+
+
+def _carrier_cost(facts: MessageFacts) -> Cost | None:
+    if facts.invoice_cost is not None:
+        return facts.invoice_cost
+    if facts.message_cost is not None:
+        return facts.message_cost
+    latest: dict[str, Cost] = {}
+    for key, cost in facts.part_costs.items():
+        name = part_identity(facts, key)
+        if name not in latest or cost.stamp > latest[name].stamp:
+            latest[name] = cost
+    if not latest or len({c.currency for c in latest.values()}) != 1:
+        return None
+    total = sum((Decimal(c.amount) for c in latest.values()), Decimal(0))
+    first = next(iter(latest.values()))
+    return Cost(format(total, "f"), first.currency, first.stamp)
+
+
+def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
+    conditions: dict[str, dict[str, Any]] = {}
+    accepted = facts.accepted
+
+    reported_parts = carrier_parts(facts)
+    computed = None
+    if accepted is not None and accepted.text is not None:
+        computed = count_parts(accepted.text, accepted.channel).parts
+    if reported_parts is not None:
+        parts, parts_source = reported_parts, "carrier"
+        if computed is not None and computed != reported_parts:
+            conditions["parts_mismatch"] = {"carrier": reported_parts, "computed": computed}
+    elif computed is not None:
+        parts, parts_source = computed, "computed"
+    elif accepted is not None and accepted.parts:
+        parts, parts_source = accepted.parts, "computed"
+    else:
+        parts, parts_source = None, None
+
+    by_part = _part_statuses(facts, reported_parts)
+    status, status_at, final = combine_parts(list(by_part.values()))
+    if facts.submissions and status is None:
+        first = min(s.stamp for s in facts.submissions.values())
+        status, status_at = 8, first[0]
+    conflicts = {
+        name: [[s, stamp[0], stamp[1]] for s, stamp in ts.finals]
+        for name, ts in by_part.items()
+        if ts.conflicting
+    }
+    if conflicts:
+        conditions["conflicting_final"] = {"parts": conflicts}
+    if facts.refused is not None:
+        reason, stamp = facts.refused
+        delivered = [t.finals[DELIVERED][0] for t in facts.tracks.values() if DELIVERED in t.finals]
+        if delivered:
+            conditions["refused_then_delivered"] = {
+                "reason": reason,
+                "delivered_at": max(delivered),
+            }
+        # Our own refusal is authoritative: the message never reached a carrier from us.
+        status, status_at, final = NOT_ENOUGH_FUNDS, stamp[0], True
+
+    payment_sum = currency = None
+    if accepted is not None and parts is not None:
+        tariff = None
+        if accepted.phone:
+            tariff = rules.tariff_for(
+                accepted.partner,
+                accepted.channel,
+                accepted.dispatch_type,
+                accepted.phone,
+                accepted.accepted_at,
+            )
+        if tariff is None:
+            conditions["no_tariff"] = {
+                "partner": accepted.partner,
+                "channel": accepted.channel,
+                "dispatch_type": accepted.dispatch_type,
+                "phone": accepted.phone,
+                "accepted_at": accepted.accepted_at,
+            }
+        else:
+            quote = price_message(
+                parts=parts,
+                tariff=tariff,
+                free=accepted.free,
+                status=status,
+                non_chargeable=rules.non_chargeable,
+                rounding=rules.rounding,
+            )
+            payment_sum, currency = quote.payment_sum, quote.currency_iso
+
+    carrier = carrier_message_id = None
+    if facts.submissions:
+        first_sub = min(facts.submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))
+        carrier, carrier_message_id = first_sub.carrier, first_sub.carrier_message_id
+    cost = _carrier_cost(facts)
+    return MessageView(
+        status=status,
+        status_at=status_at,
+        is_final=final,
+        parts_amount=parts,
+        parts_source=parts_source,
+        payment_sum=payment_sum,
+        currency_iso=currency,
+        carrier=carrier,
+        carrier_message_id=carrier_message_id,
+        carrier_cost=Decimal(cost.amount) if cost else None,
+        carrier_cost_currency=cost.currency if cost else None,
+        conditions=conditions,
+    )

@@ -1,0 +1,139 @@
+"""The message fold: ``fold_event(facts, event, rules) -> (facts, view)``, a pure function.
+
+The edge (``pipeline.projector.project``) finds which message an event belongs to, loads its
+facts, calls this, and writes the result; nothing here reads a clock, a database or a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.domain.status import KNOWN_STATUSES, Stamp, Track, report_status
+from pipeline.eventlog import StoredEvent
+from pipeline.projector.derive import FoldRules, MessageView, derive_view
+from pipeline.projector.message import Accepted, Cost, MessageFacts, Submission
+
+#: Event types that change a message's facts; others (dispatch.*, mismatch.*) do not.
+MESSAGE_EVENTS = frozenset(
+    {
+        "message.accepted",
+        "message.refused",
+        "carrier.submitted",
+        "carrier.status",
+        "carrier.invoiced",
+    }
+)
+
+
+def time_text(value: datetime) -> str:
+    """Fixed-width UTC text, so that string order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time_text(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    facts: MessageFacts
+    view: MessageView
+    #: The visible payload changed (version rose).
+    changed: bool
+
+
+def report_key(event: StoredEvent) -> str:
+    """The raw track a report belongs to: its part, else its carrier id, else the message."""
+    part = event.payload.get("part")
+    if isinstance(part, int) and not isinstance(part, bool) and part >= 1:
+        return f"part:{part}"
+    if event.carrier and event.carrier_message_id:
+        return f"cmid:{event.carrier}:{event.carrier_message_id}"
+    return "message"
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
+
+
+def apply_fact(facts: MessageFacts, event: StoredEvent) -> MessageFacts:
+    """The facts after one event (a new object; ``facts`` is not changed)."""
+    out = facts.copy()
+    stamp: Stamp = (time_text(event.occurred_at), event.position)
+    payload = event.payload
+    if event.type == "message.accepted":
+        if out.accepted is None or event.position < out.accepted.position:
+            out.accepted = Accepted(
+                partner=str(payload.get("partner") or "default"),
+                phone=payload.get("phone"),
+                channel=str(payload.get("channel") or "sms"),
+                dispatch_type=payload.get("dispatch_type"),
+                delivery_callback_url=payload.get("delivery_callback_url"),
+                free=bool(payload.get("free", False)),
+                text=payload.get("text"),
+                parts=_int(payload.get("parts")),
+                accepted_at=event.occurred_at.astimezone(UTC).isoformat(),
+                position=event.position,
+            )
+    elif event.type == "message.refused":
+        if out.refused is None or stamp[1] < out.refused[1][1]:
+            out.refused = (str(payload.get("reason") or "refused"), stamp)
+    elif event.type == "carrier.submitted":
+        if event.carrier and event.carrier_message_id:
+            key = f"{event.carrier}:{event.carrier_message_id}"
+            known = out.submissions.get(key)
+            if known is None or stamp[1] < known.stamp[1]:
+                out.submissions[key] = Submission(
+                    event.carrier,
+                    event.carrier_message_id,
+                    _int(payload.get("part")),
+                    _int(payload.get("parts")),
+                    stamp,
+                )
+    elif event.type == "carrier.status":
+        _apply_report(out, event, stamp)
+    elif event.type == "carrier.invoiced":
+        cost = payload.get("cost")
+        if cost is not None and (out.invoice_cost is None or stamp[1] > out.invoice_cost.stamp[1]):
+            out.invoice_cost = Cost(str(cost), payload.get("currency"), stamp)
+    return out
+
+
+def _apply_report(out: MessageFacts, event: StoredEvent, stamp: Stamp) -> None:
+    payload = event.payload
+    key = report_key(event)
+    status = payload.get("status")
+    if isinstance(status, int) and status in KNOWN_STATUSES:
+        out.tracks[key] = report_status(out.tracks.get(key, Track()), status, stamp)
+    parts = _int(payload.get("parts"))
+    if parts is not None and (out.dlr_parts is None or stamp > out.dlr_parts[1]):
+        out.dlr_parts = (parts, stamp)
+    cost = payload.get("cost")
+    if cost is not None:
+        entry = Cost(str(cost), payload.get("currency"), stamp)
+        scope = payload.get("cost_scope") or ("part" if key.startswith("part:") else "message")
+        if scope == "part":
+            known = out.part_costs.get(key)
+            if known is None or stamp > known.stamp:
+                out.part_costs[key] = entry
+        elif out.message_cost is None or stamp > out.message_cost.stamp:
+            out.message_cost = entry
+
+
+def fold_event(facts: MessageFacts, event: StoredEvent, rules: FoldRules) -> Folded:
+    """Apply one event and derive the message's view; the version rises iff the payload moved."""
+    out = apply_fact(facts, event) if event.type in MESSAGE_EVENTS else facts.copy()
+    view = derive_view(out, rules)
+    payload = view.payload
+    changed = payload != out.payload
+    if changed:
+        out.payload = payload
+        out.version += 1
+    out.conditions = view.conditions
+    out.last_position = max(out.last_position, event.position)
+    out.updated_at = time_text(event.recorded_at)
+    return Folded(out, view, changed)

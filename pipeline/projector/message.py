@@ -1,0 +1,159 @@
+"""What the projector remembers about one message between events (JSON in ``fold_state``).
+
+Only facts live here, each kept so that the order events arrive in cannot change it (a max,
+a min, or a keyed map); everything Altegio or finance sees is *derived* from these facts by
+``pipeline.projector.derive``. That split is what makes the fold order-independent and
+replay equal to incremental projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.domain.status import Stamp, Track
+
+
+@dataclass(slots=True)
+class Accepted:
+    partner: str
+    phone: str | None
+    channel: str
+    dispatch_type: str | None
+    delivery_callback_url: str | None
+    free: bool
+    text: str | None
+    parts: int | None
+    accepted_at: str
+    position: int
+
+
+@dataclass(slots=True)
+class Submission:
+    carrier: str
+    carrier_message_id: str
+    part: int | None
+    parts: int | None
+    stamp: Stamp
+
+
+@dataclass(slots=True)
+class Cost:
+    amount: str
+    currency: str | None
+    stamp: Stamp
+
+
+@dataclass(slots=True)
+class MessageFacts:
+    message_id: str
+    accepted: Accepted | None = None
+    refused: tuple[str, Stamp] | None = None  # (reason, stamp)
+    #: "carrier:carrier_message_id" -> the submission.
+    submissions: dict[str, Submission] = field(default_factory=dict)
+    #: Raw report keys: "part:N", "cmid:CARRIER:ID" or "message" -> track.
+    tracks: dict[str, Track] = field(default_factory=dict)
+    #: The latest DLR that stated a part count: (parts, stamp).
+    dlr_parts: tuple[int, Stamp] | None = None
+    #: cost_scope "part": latest cost per raw part key; "message": the latest message cost.
+    part_costs: dict[str, Cost] = field(default_factory=dict)
+    message_cost: Cost | None = None
+    invoice_cost: Cost | None = None
+    #: Mismatch kinds whose condition currently holds -> their detail (for open/resolve).
+    conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A grace timer for "reports but no message.accepted" has been started.
+    unaccepted_timer: bool = False
+    # Bookkeeping of the visible row.
+    payload: tuple[Any, ...] | None = None
+    version: int = 0
+    last_position: int = 0
+    updated_at: str | None = None
+
+    def copy(self) -> MessageFacts:
+        return MessageFacts(
+            message_id=self.message_id,
+            accepted=self.accepted,
+            refused=self.refused,
+            submissions=dict(self.submissions),
+            tracks=dict(self.tracks),
+            dlr_parts=self.dlr_parts,
+            part_costs=dict(self.part_costs),
+            message_cost=self.message_cost,
+            invoice_cost=self.invoice_cost,
+            conditions=dict(self.conditions),
+            unaccepted_timer=self.unaccepted_timer,
+            payload=self.payload,
+            version=self.version,
+            last_position=self.last_position,
+            updated_at=self.updated_at,
+        )
+
+    # -- JSON (the fold_state column) ------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accepted": _dc(self.accepted),
+            "refused": [self.refused[0], list(self.refused[1])] if self.refused else None,
+            "submissions": {k: _dc(v) for k, v in self.submissions.items()},
+            "tracks": {k: v.to_json() for k, v in self.tracks.items()},
+            "dlr_parts": [self.dlr_parts[0], list(self.dlr_parts[1])] if self.dlr_parts else None,
+            "part_costs": {k: _dc(v) for k, v in self.part_costs.items()},
+            "message_cost": _dc(self.message_cost),
+            "invoice_cost": _dc(self.invoice_cost),
+            "conditions": self.conditions,
+            "unaccepted_timer": self.unaccepted_timer,
+            "payload": list(self.payload) if self.payload is not None else None,
+        }
+
+    @classmethod
+    def from_json(
+        cls,
+        message_id: str,
+        data: dict[str, Any],
+        *,
+        version: int,
+        last_position: int,
+        updated_at: str | None,
+    ) -> MessageFacts:
+        refused = data.get("refused")
+        dlr_parts = data.get("dlr_parts")
+        payload = data.get("payload")
+        return cls(
+            message_id=message_id,
+            accepted=Accepted(**data["accepted"]) if data.get("accepted") else None,
+            refused=(refused[0], _stamp(refused[1])) if refused else None,
+            submissions={
+                k: Submission(**{**v, "stamp": _stamp(v["stamp"])})
+                for k, v in data.get("submissions", {}).items()
+            },
+            tracks={k: Track.from_json(v) for k, v in data.get("tracks", {}).items()},
+            dlr_parts=(dlr_parts[0], _stamp(dlr_parts[1])) if dlr_parts else None,
+            part_costs={k: _cost(v) for k, v in data.get("part_costs", {}).items()},
+            message_cost=_cost(data.get("message_cost")),
+            invoice_cost=_cost(data.get("invoice_cost")),
+            conditions=dict(data.get("conditions", {})),
+            unaccepted_timer=bool(data.get("unaccepted_timer")),
+            payload=tuple(payload) if payload is not None else None,
+            version=version,
+            last_position=last_position,
+            updated_at=updated_at,
+        )
+
+
+def _stamp(value: list[Any]) -> Stamp:
+    return (value[0], int(value[1]))
+
+
+def _cost(value: dict[str, Any] | None) -> Cost | None:
+    if not value:
+        return None
+    return Cost(value["amount"], value["currency"], _stamp(value["stamp"]))
+
+
+def _dc(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    out = {name: getattr(value, name) for name in value.__slots__}
+    if "stamp" in out:
+        out["stamp"] = list(out["stamp"])
+    return out

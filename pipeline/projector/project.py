@@ -1,0 +1,357 @@
+"""One projection step: read a batch after the checkpoint, fold it, write it all at once.
+
+``project_batch`` runs inside ONE write transaction: message_state, mismatches, held
+reports, correlations and the checkpoint change together or not at all, so a crash at any
+point loses nothing and applies nothing twice (the next run re-reads the same batch).
+
+Correlation and the grace period run on *event time*, not on the wall clock: the log's clock
+advances with each event to ``min(occurred_at, recorded_at)`` (a carrier clock in the future
+cannot push it forward) and never goes back. A report that no message claims is held; when
+the clock passes its ``held_at + grace`` it opens ``unknown_message``. Since the clock is a
+function of the log, replay and incremental projection agree however the log is cut.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from pipeline.eventlog import StoredEvent, read_in
+from pipeline.eventlog.model import utc_now
+from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
+from pipeline.projector import store
+from pipeline.projector.derive import FoldRules, MessageView, derive_view
+from pipeline.projector.fold import MESSAGE_EVENTS, fold_event, time_text
+from pipeline.projector.message import MessageFacts
+from pipeline.projector.store import ProjectionTables
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    messages_changed: int = 0
+    opened: int = 0
+    resolved: int = 0
+    position: int = 0
+
+
+@dataclass
+class _Batch:
+    """Everything one batch is working on (in memory only for the batch's life)."""
+
+    conn: Connection
+    tables: ProjectionTables
+    rules: FoldRules
+    grace: timedelta
+    clock: datetime | None
+    correlations: dict[tuple[str, str], str]
+    facts: dict[str, MessageFacts]
+    held: dict[tuple[str, str], list[tuple[int, StoredEvent | None]]]
+    timers: list[tuple[datetime, int, str, str | None, str | None, str | None]]
+    views: dict[str, MessageView] = field(default_factory=dict)
+    new_correlations: list[dict[str, Any]] = field(default_factory=list)
+    released: set[int] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    result: BatchResult = field(default_factory=BatchResult)
+
+
+def event_time(event: StoredEvent) -> datetime:
+    return min(event.occurred_at, event.recorded_at)
+
+
+def project_batch(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    *,
+    grace_seconds: float,
+    limit: int,
+    upto: int | None = None,
+) -> BatchResult:
+    """Fold up to ``limit`` events after the checkpoint (not past ``upto``) in ``conn``."""
+    position, clock = store.read_checkpoint(conn, tables)
+    if upto is not None:
+        limit = min(limit, max(0, upto - position))
+        if limit == 0:
+            return BatchResult(position=position)
+    batch = read_in(conn, after=position, limit=limit).events
+    if upto is not None:
+        batch = [e for e in batch if e.position <= upto]
+    if not batch:
+        return BatchResult(position=position)
+
+    work = _prepare(conn, tables, rules, grace_seconds, clock, batch)
+    for event in batch:
+        _advance_clock(work, event)
+        _apply(work, event)
+    _write(work)
+    store.store_checkpoint(
+        conn, tables, old=position, new=batch[-1].position, clock=work.clock, now=utc_now()
+    )
+    work.result.events = len(batch)
+    work.result.messages_changed = len(work.changed)
+    work.result.position = batch[-1].position
+    return work.result
+
+
+def _prepare(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    grace_seconds: float,
+    clock: datetime | None,
+    batch: list[StoredEvent],
+) -> _Batch:
+    """Load, in a few queries, everything the batch's events can touch."""
+    pairs = {
+        (e.carrier, e.carrier_message_id)
+        for e in batch
+        if e.carrier and e.carrier_message_id and e.type in MESSAGE_EVENTS
+    }
+    # Only correlations stored before this batch: one made by a carrier.submitted inside
+    # the batch takes effect at that event, exactly as if the batch had ended there.
+    correlations = store.load_correlations(conn, tables, pairs)
+    submitted = {
+        (e.carrier, e.carrier_message_id)
+        for e in batch
+        if e.type == "carrier.submitted" and e.carrier and e.carrier_message_id
+    }
+    held_rows = store.held_for(conn, tables, submitted)
+    held_events = {
+        e.position: e
+        for e in store.events_at(conn, [r.position for rs in held_rows.values() for r in rs])
+    }
+    held = {
+        pair: [(r.position, held_events.get(r.position)) for r in rows]
+        for pair, rows in held_rows.items()
+    }
+
+    ids = {e.message_id for e in batch if e.message_id}
+    ids |= {correlations[p] for p in pairs if p in correlations}
+    facts = store.load_facts(conn, tables, ids)
+
+    end_clock = max([event_time(e) for e in batch] + ([clock] if clock else []))
+    timers = [
+        (r.deadline, r.position, r.kind, r.carrier, r.carrier_message_id, r.message_id)
+        for r in store.due_timers(conn, tables, end_clock)
+    ]
+    heapq.heapify(timers)
+    return _Batch(
+        conn=conn,
+        tables=tables,
+        rules=rules,
+        grace=timedelta(seconds=grace_seconds),
+        clock=clock,
+        correlations=correlations,
+        facts=facts,
+        held=held,
+        timers=timers,
+    )
+
+
+def _advance_clock(work: _Batch, event: StoredEvent) -> None:
+    """Move the event clock and open unknown_message for every timer that ran out."""
+    t = event_time(event)
+    if work.clock is None or t > work.clock:
+        work.clock = t
+    while work.timers and work.timers[0][0] <= work.clock:
+        _deadline, position, kind, carrier, cmid, message_id = heapq.heappop(work.timers)
+        if position in work.released:
+            continue
+        store.mark_expired(work.conn, work.tables, position)
+        subject = f"carrier:{carrier}:{cmid}" if kind == "uncorrelated" else message_id
+        detail = (
+            {"carrier": carrier, "carrier_message_id": cmid, "held_position": position}
+            if kind == "uncorrelated"
+            else {"reason": "reports but no message.accepted", "first_position": position}
+        )
+        open_mismatch(
+            work.conn,
+            message_id=message_id if kind == "unaccepted" else None,
+            subject=subject,
+            kind="unknown_message",
+            origin="projector",
+            detail=detail,
+            now=event.recorded_at,
+            position=event.position,
+            table=work.tables.mismatches,
+        )
+        work.result.opened += 1
+
+
+def _start_timer(work: _Batch, event: StoredEvent, kind: str, **where: Any) -> None:
+    assert work.clock is not None
+    deadline = work.clock + work.grace
+    store.hold(
+        work.conn,
+        work.tables,
+        position=event.position,
+        kind=kind,
+        held_at=work.clock,
+        deadline=deadline,
+        **where,
+    )
+    entry = (
+        deadline,
+        event.position,
+        kind,
+        where.get("carrier"),
+        where.get("carrier_message_id"),
+        where.get("message_id"),
+    )
+    heapq.heappush(work.timers, entry)
+
+
+def _apply(work: _Batch, event: StoredEvent) -> None:
+    if event.type == "mismatch.acknowledged":
+        _apply_acknowledgement(work, event)
+        return
+    if event.type not in MESSAGE_EVENTS:
+        return
+    message_id = event.message_id
+    pair = (event.carrier, event.carrier_message_id)
+    if message_id is None:
+        message_id = work.correlations.get(pair)  # type: ignore[arg-type]
+    if message_id is None:
+        # Nobody claims this report yet: hold it until its carrier.submitted arrives.
+        work.held.setdefault(pair, []).append((event.position, event))  # type: ignore[arg-type]
+        _start_timer(work, event, "uncorrelated", carrier=pair[0], carrier_message_id=pair[1])
+        return
+    _fold(work, message_id, event)
+    if event.type == "carrier.submitted" and pair[0] and pair[1]:
+        work.correlations.setdefault(pair, message_id)  # type: ignore[arg-type]
+        work.new_correlations.append(
+            {
+                "carrier": pair[0],
+                "carrier_message_id": pair[1],
+                "message_id": message_id,
+                "part": event.payload.get("part")
+                if isinstance(event.payload.get("part"), int)
+                else None,
+                "position": event.position,
+            }
+        )
+        _release(work, pair, message_id, event)
+
+
+def _release(work: _Batch, pair: tuple[Any, Any], message_id: str, by: StoredEvent) -> None:
+    """The correlation arrived: fold the reports held for it, in their log order."""
+    waiting = work.held.pop(pair, [])
+    if not waiting:
+        return
+    positions = [p for p, _ in waiting]
+    work.released.update(positions)
+    store.release(work.conn, work.tables, positions)
+    for _position, held_event in sorted(waiting, key=lambda item: item[0]):
+        if held_event is not None:
+            _fold(work, message_id, held_event, at=by)
+    _resolve(work, None, f"carrier:{pair[0]}:{pair[1]}", "unknown_message", by)
+
+
+def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | None = None) -> None:
+    """Fold ``event`` into the message; ``at`` is the event being projected (for a held one)."""
+    at = at or event
+    before = work.facts.get(message_id) or MessageFacts(message_id)
+    folded = fold_event(before, event, work.rules)
+    facts = folded.facts
+    if at is not event:
+        facts.last_position = max(facts.last_position, at.position)
+        facts.updated_at = time_text(at.recorded_at)
+    if folded.changed:
+        work.changed.add(message_id)
+    if facts.accepted is None and not facts.unaccepted_timer:
+        facts.unaccepted_timer = True
+        _start_timer(work, at, "unaccepted", message_id=message_id)
+    elif facts.accepted is not None and facts.unaccepted_timer:
+        facts.unaccepted_timer = False
+        timers = store.unaccepted_timers(work.conn, work.tables, message_id)
+        work.released.update(t.position for t in timers)
+        store.release(work.conn, work.tables, [t.position for t in timers])
+        _resolve(work, message_id, message_id, "unknown_message", at)
+    _diff_conditions(work, message_id, before.conditions, facts.conditions, at)
+    work.facts[message_id] = facts
+    work.views[message_id] = folded.view
+
+
+def _diff_conditions(
+    work: _Batch,
+    message_id: str,
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    at: StoredEvent,
+) -> None:
+    for kind, detail in after.items():
+        if kind not in before:
+            open_mismatch(
+                work.conn,
+                message_id=message_id,
+                kind=kind,
+                origin="projector",
+                detail=detail,
+                now=at.recorded_at,
+                position=at.position,
+                table=work.tables.mismatches,
+            )
+            work.result.opened += 1
+        elif before[kind] != detail:
+            m = work.tables.mismatches
+            work.conn.execute(
+                update(m)
+                .where(m.c.subject == message_id, m.c.kind == kind, m.c.status == "open")
+                .values(detail=detail, last_position=at.position)
+            )
+    for kind in before:
+        if kind not in after:
+            _resolve(work, message_id, message_id, kind, at)
+
+
+def _resolve(
+    work: _Batch, message_id: str | None, subject: str, kind: str, at: StoredEvent
+) -> None:
+    if resolve_mismatch(
+        work.conn,
+        message_id=message_id,
+        subject=subject,
+        kind=kind,
+        now=at.recorded_at,
+        position=at.position,
+        table=work.tables.mismatches,
+    ):
+        work.result.resolved += 1
+
+
+def _apply_acknowledgement(work: _Batch, event: StoredEvent) -> None:
+    """Re-apply a person's acknowledgement to the same row (a no-op on the live tables,
+    where ``acknowledge_mismatch`` already did it; the work that matters on replay)."""
+    p = event.payload
+    if p.get("origin") != "projector" or not p.get("subject") or not p.get("kind"):
+        return
+    m = work.tables.mismatches
+    row = work.conn.execute(
+        select(m.c.id, m.c.status).where(
+            m.c.subject == p["subject"],
+            m.c.kind == p["kind"],
+            m.c.first_position == p.get("first_position"),
+        )
+    ).first()
+    if row is None or row.status == ACKNOWLEDGED:
+        return
+    work.conn.execute(
+        update(m)
+        .where(m.c.id == row.id)
+        .values(status=ACKNOWLEDGED, resolved_at=event.occurred_at, note=p.get("note"))
+    )
+
+
+def _write(work: _Batch) -> None:
+    rows = [store.state_row(work.facts[mid], view) for mid, view in work.views.items()]
+    store.save_states(work.conn, work.tables, rows)
+    store.save_correlations(work.conn, work.tables, work.new_correlations)
+
+
+def view_of(facts: MessageFacts, rules: FoldRules) -> MessageView:
+    return derive_view(facts, rules)

@@ -1,0 +1,123 @@
+"""Run the projection to the head of the log: the function the CLI and the job both call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from pipeline.config import Settings
+from pipeline.db.engine import Database
+from pipeline.db.tables import events
+from pipeline.domain.tariffs import rules_from_settings
+from pipeline.projector.derive import FoldRules
+from pipeline.projector.lock import projector_lock
+from pipeline.projector.project import project_batch
+from pipeline.projector.store import LIVE, ProjectionTables, read_checkpoint
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    events: int
+    messages_changed: int
+    opened: int
+    resolved: int
+    position: int
+    lag: int
+    elapsed: float
+
+    def line(self) -> str:
+        return (
+            f"projected {self.events} events, {self.messages_changed} messages changed, "
+            f"mismatches opened {self.opened} resolved {self.resolved}, "
+            f"checkpoint {self.position}, lag {self.lag}, {self.elapsed:.2f}s"
+        )
+
+
+def fold_rules(settings: Settings) -> FoldRules:
+    """Billing rules from the settings; raises TariffError on a bad tariff."""
+    billing = settings.billing
+    return FoldRules(
+        tariffs=rules_from_settings(billing.tariffs),
+        non_chargeable=frozenset(billing.non_chargeable_statuses),
+        rounding=billing.rounding,
+    )
+
+
+def head_position(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.scalar(select(func.max(events.c.position))) or 0)
+
+
+def checkpoint_position(db: Database, tables: ProjectionTables = LIVE) -> int:
+    with db.write() as conn:
+        return read_checkpoint(conn, tables)[0]
+
+
+def catch_up(
+    db: Database,
+    rules: FoldRules,
+    *,
+    grace_seconds: float,
+    batch_size: int,
+    max_events: int | None = None,
+    tables: ProjectionTables = LIVE,
+    upto: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[int, int, int, int, int]:
+    """Project batch after batch until the log (or ``upto``, or ``max_events``) is reached.
+
+    Each batch is its own transaction. Failure policy: a crash mid-batch rolls that batch
+    back and the next run starts from the last committed checkpoint.
+    """
+    applied = changed = opened = resolved = 0
+    position = 0
+    while max_events is None or applied < max_events:
+        limit = batch_size if max_events is None else min(batch_size, max_events - applied)
+        with db.write() as conn:
+            result = project_batch(
+                conn, tables, rules, grace_seconds=grace_seconds, limit=limit, upto=upto
+            )
+        position = result.position
+        if result.events == 0:
+            break
+        applied += result.events
+        changed += result.messages_changed
+        opened += result.opened
+        resolved += result.resolved
+        if on_batch is not None:
+            on_batch(result.events)
+    return applied, changed, opened, resolved, position
+
+
+def run_project(
+    db: Database,
+    settings: Settings,
+    *,
+    batch_size: int | None = None,
+    max_events: int | None = None,
+    wait: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> ProjectSummary | None:
+    """Catch up under the projector lock; None when another projector holds it."""
+    rules = fold_rules(settings)
+    started = time.monotonic()
+    with projector_lock(db, wait=wait) as acquired:
+        if not acquired:
+            return None
+        applied, changed, opened, resolved, position = catch_up(
+            db,
+            rules,
+            grace_seconds=settings.projector.correlation_grace,
+            batch_size=batch_size or settings.projector.batch_size,
+            max_events=max_events,
+            on_batch=on_batch,
+        )
+    if applied == 0:
+        position = checkpoint_position(db)
+    lag = max(0, head_position(db) - position)
+    return ProjectSummary(
+        applied, changed, opened, resolved, position, lag, time.monotonic() - started
+    )
