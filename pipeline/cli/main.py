@@ -13,10 +13,13 @@ from pipeline.cli.context import AppContext
 #: one-shot cron command does not pay for the HTTP server's imports.
 COMMANDS: dict[str, str] = {
     "db": "pipeline.cli.db_commands:db",
+    "deliveries": "pipeline.cli.dispatch_commands:deliveries",
+    "dispatch": "pipeline.cli.dispatch_commands:dispatch",
     "demo": "pipeline.cli.demo_command:demo",
     "events": "pipeline.cli.event_commands:events",
     "ingest": "pipeline.cli.ingest_commands:ingest",
     "quarantine": "pipeline.cli.ingest_commands:quarantine",
+    "resend": "pipeline.cli.dispatch_commands:resend",
     "sandbox": "pipeline.cli.sandbox_commands:sandbox",
     "serve": "pipeline.cli.ingest_commands:serve",
 }

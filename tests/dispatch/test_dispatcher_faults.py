@@ -1,0 +1,133 @@
+"""Under injected faults every change still reaches Altegio, in order per message; and two
+dispatcher processes on one PostgreSQL database deliver each change exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from pipeline.db.engine import Database
+from pipeline.dispatch.dispatcher import Dispatcher
+from pipeline.dispatch.tables import deliveries
+from pipeline.projector.tables import message_state
+from pipeline.sandbox.config import SandboxConfig
+from pipeline.sandbox.runner import running_sandbox
+from tests.dispatch.helpers import TOKEN, TOKEN_ENV, Clock, make_settings, put_state, received
+
+STAGES = (8, 4, 1)
+FAULTS = {"500": 0.05, "502": 0.04, "503": 0.04, "429": 0.04, "reset": 0.03}  # 20 %
+
+
+@pytest.fixture(autouse=True)
+def partner_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+def _unacknowledged(db: Database) -> int:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(message_state.c.payload_hash, deliveries.c.acked_hash).join(
+                deliveries, deliveries.c.message_id == message_state.c.message_id, isouter=True
+            )
+        ).all()
+    return sum(1 for state_hash, acked in rows if state_hash != acked)
+
+
+def _assert_in_order(items: list[dict], ids: list[str]) -> None:  # type: ignore[type-arg]
+    for message_id in ids:
+        statuses = [i["status"] for i in items if i["id"] == message_id]
+        ranks = [STAGES.index(s) for s in statuses]
+        assert ranks == sorted(ranks), f"{message_id} went backwards: {statuses}"
+        assert statuses[-1] == 1, f"{message_id} never reached its final: {statuses}"
+
+
+async def test_with_a_fifth_of_requests_failing_every_change_arrives_in_order(
+    db: Database,
+) -> None:
+    ids = [f"q{n:02d}" for n in range(30)]
+    clock = Clock()
+    config = SandboxConfig(tokens=(TOKEN,), faults=FAULTS, seed=7, retry_after_s=1)
+    async with running_sandbox(config) as url:
+        settings = make_settings(url, batch_size=4, concurrency=3, backoff_base=1, backoff_cap=4)
+        for status in STAGES:  # each stage lands while the last one is still being retried
+            for message_id in ids:
+                put_state(db, message_id, status=status)
+            await Dispatcher(db, settings, clock=clock).run(until_idle=True)
+            clock.advance(2)
+        for _ in range(40):
+            if _unacknowledged(db) == 0:
+                break
+            clock.advance(5)
+            await Dispatcher(db, settings, clock=clock).run(until_idle=True)
+        seen = await received(url)
+    assert _unacknowledged(db) == 0
+    failed = sum(n for kind, n in seen["stats"]["outcomes"].items() if kind != "200")
+    assert failed > 0, "faults were injected"
+    assert seen["stats"]["overlapping_ids"] == []
+    _assert_in_order(seen["items"], ids)
+
+
+async def _dispatch_process(config: Path, database_url: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--config",
+        str(config),
+        "--database-url",
+        database_url,
+        "dispatch",
+        "--until-idle",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, TOKEN_ENV: TOKEN},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_two_dispatcher_processes_deliver_each_change_once_and_in_order(
+    pg_db: Database, tmp_path: Path
+) -> None:
+    ids = [f"p{n:03d}" for n in range(120)]
+    database_url = pg_db.engine.url.render_as_string(hide_password=False)
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), latency_ms=3)) as url:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "dispatcher": {"batch_size": 5, "concurrency": 2, "per_host_concurrency": 2},
+                    "altegio": {
+                        "base_url": url,
+                        "allowed_hosts": [],
+                        "insecure_hosts": ["127.0.0.1"],
+                        "partners": {"default": {"token_env": TOKEN_ENV}},
+                    },
+                }
+            )
+        )
+        outputs = []
+        for status in STAGES:
+            for message_id in ids:
+                put_state(pg_db, message_id, status=status)
+            results = await asyncio.gather(
+                _dispatch_process(config, database_url), _dispatch_process(config, database_url)
+            )
+            for code, out in results:
+                assert code == 0, out
+                assert TOKEN not in out
+            outputs.append([out for _, out in results])
+        seen = await received(url)
+    pairs = Counter((i["id"], i["status"]) for i in seen["items"])
+    assert set(pairs.values()) == {1} and len(pairs) == len(ids) * len(STAGES)
+    assert seen["stats"]["overlapping_ids"] == []
+    _assert_in_order(seen["items"], ids)
+    # Both processes did part of the work in at least one stage.
+    assert any(all("acknowledged 0," not in out for out in stage) for stage in outputs), outputs
