@@ -17,9 +17,13 @@ COMMANDS: dict[str, str] = {
     "dispatch": "pipeline.cli.dispatch_commands:dispatch",
     "demo": "pipeline.cli.demo_command:demo",
     "events": "pipeline.cli.event_commands:events",
+    "explain": "pipeline.cli.explain_command:explain",
+    "project": "pipeline.cli.project_commands:project",
+    "replay": "pipeline.cli.project_commands:replay",
     "ingest": "pipeline.cli.ingest_commands:ingest",
     "quarantine": "pipeline.cli.ingest_commands:quarantine",
     "resend": "pipeline.cli.dispatch_commands:resend",
+    "run": "pipeline.cli.run_command:run",
     "sandbox": "pipeline.cli.sandbox_commands:sandbox",
     "serve": "pipeline.cli.ingest_commands:serve",
 }

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.eventlog import NewEvent
+from pipeline.eventlog import NewEvent, StoredEvent
+from pipeline.projector.derive import FoldRules
+from pipeline.projector.fold import fold_event
+from pipeline.projector.message import MessageFacts
 
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -86,3 +89,33 @@ def report(
         carrier_message_id=cmid,
         dedup_key=key,
     )
+
+
+def stored(events: list[NewEvent], start: int = 1) -> list[StoredEvent]:
+    """Give events log positions (in list order), as if appended one by one."""
+    return [
+        StoredEvent(
+            position=start + i,
+            type=e.type,
+            message_id=e.message_id,
+            carrier=e.carrier,
+            carrier_message_id=e.carrier_message_id,
+            occurred_at=e.occurred_at,
+            recorded_at=e.occurred_at,
+            source=e.source,
+            payload=e.payload,
+            dedup_key=e.dedup_key or "",
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+def fold_all(message_id: str, events: list[StoredEvent], rules: FoldRules | None = None):  # type: ignore[no-untyped-def]
+    """Fold a message's events purely, in the given order: (facts, view)."""
+    rules = rules or FoldRules()
+    facts = MessageFacts(message_id)
+    view = None
+    for event in events:
+        folded = fold_event(facts, event, rules)
+        facts, view = folded.facts, folded.view
+    return facts, view

@@ -1,0 +1,45 @@
+"""The scheduled projection: ``smsrecon project`` every ``scheduler.project_interval``.
+
+Several schedulers (on several machines) may run this job at once: the projector lock in
+the database, not the scheduler, decides who projects; the others return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from pipeline.config import Settings
+from pipeline.db.engine import Database
+from pipeline.projector.runner import ProjectSummary, run_project
+
+log = logging.getLogger("smsrecon.jobs.project")
+
+JOB_ID = "project"
+
+
+def project_job(db: Database, settings: Settings) -> ProjectSummary | None:
+    """One scheduled run: the same function as ``smsrecon project``, never waiting."""
+    summary = run_project(db, settings, wait=False)
+    if summary is None:
+        log.debug("another projector is active; skipped")
+    elif summary.events:
+        log.info(summary.line())
+    return summary
+
+
+def add_project_job(scheduler: BaseScheduler, settings: Settings, db: Database) -> None:
+    """Register the job: one instance at a time, missed runs coalesced into one."""
+    scheduler.add_job(
+        project_job,
+        trigger="interval",
+        seconds=settings.scheduler.project_interval,
+        args=(db, settings),
+        id=JOB_ID,
+        name="project events into message_state",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(settings.scheduler.misfire_grace_time)),
+        replace_existing=True,
+    )

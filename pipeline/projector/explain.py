@@ -1,0 +1,201 @@
+"""``explain``: one message's audit trail, and its state at any point of the log.
+
+Re-folds the message's events with the same pure fold the projector uses, showing what
+each one changed. Other parts of the pipeline add their own sections (the dispatcher's
+delivery attempts, for instance) with ``register_section``, without touching this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, or_, select, tuple_
+
+from pipeline.db.tables import events
+from pipeline.eventlog import StoredEvent
+from pipeline.eventlog.read import row_to_event
+from pipeline.mismatches import mismatches_for
+from pipeline.projector.derive import FoldRules, payload_hash
+from pipeline.projector.fold import MESSAGE_EVENTS, fold_event
+from pipeline.projector.message import MessageFacts
+from pipeline.projector.tables import projector_correlations
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """Where to stop: at a log position, or at a recorded time (None: the whole log)."""
+
+    position: int | None = None
+    time: datetime | None = None
+
+    def includes(self, event: StoredEvent) -> bool:
+        if self.position is not None and event.position > self.position:
+            return False
+        return not (self.time is not None and event.recorded_at > self.time)
+
+
+@dataclass
+class Section:
+    title: str
+    #: JSON-ready rows; ``lines`` is their text rendering.
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+#: (conn, message_id, as_of) -> a section, or None when it has nothing to say.
+SectionProvider = Callable[[Connection, str, AsOf], Section | None]
+SECTIONS: list[SectionProvider] = []
+
+
+def register_section(provider: SectionProvider) -> SectionProvider:
+    """Add a section to every ``explain`` (usable as a decorator)."""
+    if provider not in SECTIONS:
+        SECTIONS.append(provider)
+    return provider
+
+
+def message_events(conn: Connection, message_id: str) -> list[StoredEvent]:
+    """The message's own events and the reports correlated to it by carrier id."""
+    pairs = conn.execute(
+        select(projector_correlations.c.carrier, projector_correlations.c.carrier_message_id).where(
+            projector_correlations.c.message_id == message_id
+        )
+    ).all()
+    cond = events.c.message_id == message_id
+    if pairs:
+        cond = or_(
+            cond,
+            tuple_(events.c.carrier, events.c.carrier_message_id).in_([tuple(p) for p in pairs]),
+        )
+    rows = conn.execute(select(events).where(cond).order_by(events.c.position))
+    return [row_to_event(r) for r in rows]
+
+
+def _effect(before: dict[str, Any], after: dict[str, Any]) -> str:
+    changes = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in after.items() if before.get(k) != v]
+    return ", ".join(changes) if changes else "no change"
+
+
+def _visible(facts: MessageFacts, view: Any) -> dict[str, Any]:
+    return {
+        "status": view.status,
+        "is_final": view.is_final,
+        "parts_amount": view.parts_amount,
+        "parts_source": view.parts_source,
+        "payment_sum": None if view.payment_sum is None else format(view.payment_sum, "f"),
+        "currency_iso": view.currency_iso,
+        "carrier_cost": None if view.carrier_cost is None else format(view.carrier_cost, "f"),
+        "version": facts.version,
+        "problems": sorted(view.conditions),
+    }
+
+
+def explain_message(
+    conn: Connection, message_id: str, rules: FoldRules, as_of: AsOf = AsOf()
+) -> dict[str, Any] | None:
+    """The trail as a JSON-ready document; None when the log knows nothing of the message."""
+    found = [e for e in message_events(conn, message_id) if as_of.includes(e)]
+    if not found:
+        return None
+    # The projector folds a report held for its correlation when the correlation arrives.
+    submitted_at = {
+        (e.carrier, e.carrier_message_id): e.position
+        for e in found
+        if e.type == "carrier.submitted"
+    }
+
+    def fold_order(e: StoredEvent) -> tuple[int, int, int]:
+        if e.message_id is None:
+            released = submitted_at.get((e.carrier, e.carrier_message_id), 0)
+            if released > e.position:
+                return (released, 1, e.position)
+        return (e.position, 0, e.position)
+
+    facts = MessageFacts(message_id)
+    visible: dict[str, Any] = {}
+    trail = []
+    for event in sorted(found, key=fold_order):
+        if event.type not in MESSAGE_EVENTS:
+            trail.append(_entry(event, "no effect on the message's state"))
+            continue
+        folded = fold_event(facts, event, rules)
+        now = _visible(folded.facts, folded.view)
+        trail.append(_entry(event, _effect(visible, now)))
+        facts, visible = folded.facts, now
+    sections = []
+    for provider in SECTIONS:
+        section = provider(conn, message_id, as_of)
+        if section is not None:
+            sections.append({"title": section.title, "rows": section.rows, "lines": section.lines})
+    return {
+        "message_id": message_id,
+        "as_of": {
+            "position": as_of.position,
+            "time": as_of.time.isoformat() if as_of.time else None,
+        },
+        "events": trail,
+        "state": {**visible, "payload_hash": payload_hash(facts.payload or ())}
+        if facts.payload
+        else visible,
+        "sections": sections,
+    }
+
+
+def _entry(event: StoredEvent, effect: str) -> dict[str, Any]:
+    return {
+        "position": event.position,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat(),
+        "recorded_at": event.recorded_at.isoformat(),
+        "carrier": event.carrier,
+        "carrier_message_id": event.carrier_message_id,
+        "payload": event.payload,
+        "effect": effect,
+    }
+
+
+@register_section
+def mismatch_section(conn: Connection, message_id: str, as_of: AsOf) -> Section | None:
+    rows = []
+    for m in mismatches_for(conn, message_id):
+        if as_of.position is not None and (m.first_position or 0) > as_of.position:
+            continue
+        if as_of.time is not None and m.opened_at > as_of.time:
+            continue
+        rows.append(
+            {"id": m.id, "kind": m.kind, "origin": m.origin, "status": m.status,
+             "opened_at": m.opened_at.isoformat(),
+             "resolved_at": m.resolved_at.isoformat() if m.resolved_at else None,
+             "detail": m.detail, "note": m.note}
+        )  # fmt: skip
+    lines = [
+        f"#{r['id']} {r['kind']} ({r['origin']}) {r['status']} since {r['opened_at']}"
+        + (f", closed {r['resolved_at']}" if r["resolved_at"] else "")
+        + (f": {r['note']}" if r["note"] else "")
+        for r in rows
+    ]
+    return Section("Mismatches", rows, lines or ["none"])
+
+
+def render_text(doc: dict[str, Any]) -> str:
+    out = [f"message {doc['message_id']}"]
+    if doc["as_of"]["position"] is not None or doc["as_of"]["time"]:
+        out.append(f"as of {doc['as_of']['position'] or doc['as_of']['time']}")
+    out.append("")
+    out.append("Events")
+    for e in doc["events"]:
+        ids = f" {e['carrier']}/{e['carrier_message_id']}" if e["carrier"] else ""
+        out.append(f"  {e['position']:>8}  {e['occurred_at']}  {e['type']}{ids}")
+        out.append(f"            {e['effect']}")
+    out.append("")
+    out.append("State")
+    for key, value in doc["state"].items():
+        out.append(f"  {key}: {value}")
+    for section in doc["sections"]:
+        out.append("")
+        out.append(section["title"])
+        out += [f"  {line}" for line in section["lines"]]
+    return "\n".join(out)
