@@ -105,7 +105,8 @@ def interpret(
             raise InputError(
                 f"invalid {fmt} report", [{"field": exc.field, "reason": exc.reason}]
             ) from None
-        events = [replace(event, source=source) for event in parsed.events]
+        # replace() re-validates the payload; skip it when the adapter named the same source.
+        events = [e if e.source == source else replace(e, source=source) for e in parsed.events]
         return Outcome(events, parsed.reply_status, parsed.reply_body, parsed.reply_content_type)
     document = decode_json(request.body)
     try:
