@@ -30,6 +30,7 @@ from yarl import URL
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.eventlog import StoredEvent, read
+from pipeline.ingest.server import build_ingest_app
 from tests.kannel.gateway import KannelGateway, kannel_binaries
 from tests.kannel.smsc_simulator import Outcome, SmscSimulator, Status
 
@@ -116,8 +117,6 @@ def recorder(calls: list[Callback]) -> Callable[..., Awaitable[web.StreamRespons
 
 
 async def start_ingest(settings: Settings, db: Database, calls: list[Callback]) -> web.AppRunner:
-    from pipeline.ingest.server import build_ingest_app
-
     app = build_ingest_app(settings, db)
     app.middlewares.append(recorder(calls))
     runner = web.AppRunner(app)
