@@ -46,7 +46,7 @@ def check(
     secret: str | None,
     *,
     url: str = "",
-    twilio_signature: Callable[[str, dict[str, str], str], str] | None = None,
+    twilio_signature: Callable[[str, list[tuple[str, str]], str], str] | None = None,
 ) -> None:
     """Raise AuthError unless ``request`` carries valid credentials for ``auth_type``.
 
@@ -125,7 +125,7 @@ def _check_twilio(
     request: RawRequest,
     secret: str,
     url: str,
-    signer: Callable[[str, dict[str, str], str], str] | None,
+    signer: Callable[[str, list[tuple[str, str]], str], str] | None,
 ) -> None:
     given = request.headers.get(TWILIO_HEADER)
     if not given:
@@ -134,13 +134,13 @@ def _check_twilio(
         raise ValueError("twilio auth needs the adapter's signer")
     # Twilio signs the full URL plus, for a form POST, every body parameter (sorted by the
     # signer); a GET callback's parameters are already in the URL.
-    params: dict[str, str] = {}
+    params: list[tuple[str, str]] = []
     if request.method.upper() == "POST":
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError:
             raise AuthError("X-Twilio-Signature cannot be checked: body is not UTF-8") from None
-        params = dict(parse_qsl(text, keep_blank_values=True))
+        params = parse_qsl(text, keep_blank_values=True)
     if not _equal(given.strip(), signer(url, params, secret)):
         raise AuthError("wrong X-Twilio-Signature")
 

@@ -110,3 +110,41 @@ async def test_missing_secret_fails_at_build_time_naming_the_key(
     monkeypatch.delenv("SMSRECON_TEST_ACME_SECRET")
     with pytest.raises(ConfigError, match=r"carriers\.acme\.auth\.secret_env"):
         build_ingest_app(make_settings(carriers("token")), db)
+
+
+TWILIO_FORM = (
+    "AccountSid=ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx&ApiVersion=2010-04-01&From=%2B15017250604"
+    "&MessageSid=SM1342fe1b2c904d1ab04f0fc7a58abca9&MessageStatus=delivered"
+    "&RawDlrDoneDate=2401151031&SmsSid=SM1342fe1b2c904d1ab04f0fc7a58abca9&SmsStatus=delivered"
+    "&To=%2B15558675310"
+)
+
+
+async def test_twilio_signature_over_url_and_form(db: Database) -> None:
+    from urllib.parse import parse_qsl
+
+    from pipeline.ingest.adapters.twilio import twilio_signature
+
+    settings = make_settings(
+        {
+            "tw": {
+                "format": "twilio",
+                "auth": {"type": "twilio", "secret_env": "SMSRECON_TEST_ACME_SECRET"},
+            }
+        }
+    )
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with live_server(settings, db) as client:
+        url = str(client.make_url("/v1/dlr/tw"))
+        signature = twilio_signature(url, parse_qsl(TWILIO_FORM), SECRET)
+        good = await client.post(
+            "/v1/dlr/tw", data=TWILIO_FORM, headers={**form, "X-Twilio-Signature": signature}
+        )
+        forged = await client.post(
+            "/v1/dlr/tw",
+            data=TWILIO_FORM.replace("delivered", "failed"),
+            headers={**form, "X-Twilio-Signature": signature},
+        )
+        missing = await client.post("/v1/dlr/tw", data=TWILIO_FORM, headers=form)
+    assert [r.status for r in (good, forged, missing)] == [200, 401, 401]
+    assert event_count(db) == 1
