@@ -27,7 +27,7 @@ from pipeline.dispatch.backoff import retry_delay
 from pipeline.dispatch.claim import Claim, ClaimedItem, claim_due_deliveries
 from pipeline.dispatch.outcome import KIND_EXPIRED, KIND_NOT_FOUND, Outcome
 from pipeline.dispatch.payload import encode_body
-from pipeline.dispatch.record import Resolution, record_resolutions
+from pipeline.dispatch.record import Resolution, record_groups
 from pipeline.dispatch.routes import PartnerTokens, Refusal, Routed, route
 from pipeline.dispatch.transport import make_session, post_statuses
 from pipeline.dispatch.urls import mask_token, mask_url
@@ -99,43 +99,75 @@ class Dispatcher:
         #: Partners whose circuit opened during this run: nothing more is sent for them.
         self._opened: set[str] = set()
         self._summary = DispatchSummary()
+        self._records: RecordQueue
 
     async def run(self, *, until_idle: bool = False, limit: int | None = None) -> DispatchSummary:
-        """One round (or, ``until_idle``, rounds until nothing is due or nothing progresses)."""
+        """One round (or, ``until_idle``, rounds until nothing is due or nothing progresses).
+
+        With ``until_idle`` the next round is claimed while the current one is being sent,
+        so the database work of claiming overlaps the network wait.
+        """
         self._summary = DispatchSummary()
         self._opened.clear()
         per_round = self.config.batch_size * self.config.concurrency * ROUND_BATCHES
-        async with make_session(self.config) as session:
-            while True:
-                budget = (
-                    per_round if limit is None else min(per_round, limit - self._summary.claimed)
-                )
-                if budget <= 0:
-                    break
+
+        def budget(already: int) -> int:
+            return per_round if limit is None else min(per_round, limit - already)
+
+        async with make_session(self.config) as session, RecordQueue(self.db, self.clock) as rq:
+            self._records = rq
+            next_claim: asyncio.Task[Claim] | None = asyncio.create_task(self._claim(budget(0)))
+            fresh = True  # the claim was made after every earlier result was recorded
+            while next_claim is not None:
+                claim = await next_claim
+                next_claim = None
+                if not claim.items:
+                    if fresh:
+                        break
+                    # Claimed while results were still being written (an acknowledged probe
+                    # closes its circuit only then): look once more on the settled state.
+                    await rq.flush()
+                    next_claim = asyncio.create_task(self._claim(budget(self._summary.claimed)))
+                    fresh = True
+                    continue
+                fresh = False
+                more = budget(self._summary.claimed)
+                if until_idle and more > 0:
+                    next_claim = asyncio.create_task(self._claim(more))
                 before = self._progress()
-                claimed = await self._round(session, budget)
-                if not until_idle or claimed == 0 or self._progress() == before:
-                    break
+                await self._send_claim(session, claim)
+                if next_claim is not None and self._progress() == before:
+                    # Nothing moved (everything is retrying): stop, and give back what the
+                    # next round had already claimed so it is not held until the lease ends.
+                    unused = await next_claim
+                    next_claim = None
+                    self._summary.claimed -= len(unused.items)
+                    rq.submit(unused.owner, [_unsent(item) for item in unused.items])
         return self._summary
 
     def _progress(self) -> int:
         s = self._summary
         return s.acknowledged + s.parked + s.expired
 
-    async def _round(self, session: aiohttp.ClientSession, budget: int) -> int:
+    async def _claim(self, limit: int) -> Claim:
+        """Failure policy: see ``claim_due_deliveries`` (leases run out if we die)."""
+        if limit <= 0:
+            return Claim("", self.clock(), [])
         claim = await asyncio.to_thread(
             claim_due_deliveries,
             self.db,
             dispatcher_id=self.dispatcher_id,
             now=self.clock(),
-            limit=budget,
+            limit=limit,
             lease_seconds=self.config.lease,
             send_intermediate=self.config.send_intermediate,
             auth_cooldown=self.config.auth_cooldown,
         )
         self._summary.claimed += len(claim.items)
-        if not claim.items:
-            return 0
+        return claim
+
+    async def _send_claim(self, session: aiohttp.ClientSession, claim: Claim) -> None:
+        """Route, batch and deliver one claim; results go to the record queue."""
         routed: list[Routed] = []
         refused: list[Resolution] = []
         for item in claim.items:
@@ -144,16 +176,15 @@ class Dispatcher:
                 refused.append(self._refusal(decided))
             else:
                 routed.append(decided)
-        await self._record(refused, claim)
+        self._record(refused, claim)
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def deliver(batch: list[Routed]) -> None:
             async with gate:
                 resolutions = await self._deliver(session, batch, claim)
-            await self._record(resolutions, claim)
+            self._record(resolutions, claim)
 
         await asyncio.gather(*(deliver(batch) for batch in self._batches(routed)))
-        return len(claim.items)
 
     def _batches(self, routed: Sequence[Routed]) -> list[list[Routed]]:
         """Group by (URL, token), in claim order, into batches of ``batch_size``."""
@@ -322,13 +353,71 @@ class Dispatcher:
                 case "deferred":
                     s.deferred += 1
 
-    async def _record(self, resolutions: list[Resolution], claim: Claim) -> None:
+    def _record(self, resolutions: list[Resolution], claim: Claim) -> None:
         if not resolutions:
             return
         self._summary.sent += sum(1 for r in resolutions if r.outcome is not None)
-        await asyncio.to_thread(
-            record_resolutions, self.db, resolutions, owner=claim.owner, now=self.clock()
-        )
+        self._records.submit(claim.owner, resolutions)
+
+
+def _unsent(item: ClaimedItem) -> Resolution:
+    return Resolution(item=item, result="deferred", outcome=None, url="")
+
+
+class RecordQueue:
+    """Group commit for results: requests finishing close together share one transaction.
+
+    One task writes; whatever arrived while it was writing goes into the next transaction.
+    Failure policy: results not yet committed when the process dies are lost, and their
+    leases run out, so those messages are claimed and sent again (the same payload or a
+    newer one). A failing write ends the run with the error; the same holds then.
+    """
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+        self._waiting: list[tuple[str, list[Resolution]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RecordQueue:
+        self._task = asyncio.create_task(self._write_loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        self._wake.set()
+        assert self._task is not None
+        await self._task
+
+    def submit(self, owner: str, resolutions: list[Resolution]) -> None:
+        if resolutions:
+            self._waiting.append((owner, resolutions))
+            self._idle.clear()
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Return once everything submitted so far is committed (or raise its error)."""
+        assert self._task is not None
+        waiter = asyncio.ensure_future(self._idle.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done():
+            self._task.result()
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._waiting:
+                self._idle.set()
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            groups, self._waiting = self._waiting, []
+            await asyncio.to_thread(record_groups, self._db, groups, now=self._clock())
 
 
 async def _ready(value: list[Resolution]) -> list[Resolution]:

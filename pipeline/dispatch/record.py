@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, or_, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from pipeline.db.engine import Database
 from pipeline.dispatch.claim import ClaimedItem
@@ -25,6 +25,7 @@ from pipeline.dispatch.outcome import DISPATCH_KINDS, KIND_TOKEN_INVALID, Outcom
 from pipeline.dispatch.tables import deliveries, partner_circuits
 from pipeline.eventlog import NewEvent, append_in
 from pipeline.mismatches import open_mismatch, resolve_mismatch
+from pipeline.projector.tables import mismatches
 
 d = deliveries
 ORIGIN = "dispatcher"
@@ -74,62 +75,83 @@ def record_resolutions(
         record_in(conn, resolutions, owner=owner, now=now)
 
 
+def record_groups(
+    db: Database, groups: Sequence[tuple[str, Sequence[Resolution]]], *, now: datetime
+) -> None:
+    """Record the results of several requests (each with its claim's owner) at once.
+
+    Failure policy: as ``record_resolutions``; all of it or none of it.
+    """
+    with db.write() as conn:
+        for owner, resolutions in groups:
+            record_in(conn, resolutions, owner=owner, now=now)
+
+
 def record_in(
     conn: Connection, resolutions: Sequence[Resolution], *, owner: str, now: datetime
 ) -> None:
-    events: list[NewEvent] = []
-    acked_partners: set[str] = set()
-    for res in resolutions:
-        item = res.item
-        owned = d.c.message_id == item.message_id, d.c.lease_owner == owner
-        if res.result == "deferred":
-            conn.execute(
-                update(d)
-                .where(*owned)
-                .values(
-                    state="pending",
-                    lease_owner=None,
-                    lease_until=None,
-                    attempts=d.c.attempts - 1,
-                    updated_at=now,
-                )
-            )
-            continue
-        if res.result == "acknowledged":
-            _record_ack(conn, res, owner=owner, now=now)
-            acked_partners.add(item.partner)
-        else:
-            _record_failure(conn, res, owner=owner, now=now)
-        events.append(_event(res, now))
+    deferred = [r for r in resolutions if r.result == "deferred"]
+    acked = [r for r in resolutions if r.result == "acknowledged"]
+    failed = [r for r in resolutions if r.result not in ("deferred", "acknowledged")]
+    if deferred:
+        # Never sent: give the attempt back and let the next claim take it at once.
+        conn.execute(
+            update(d)
+            .where(d.c.message_id == bindparam("m_id"), d.c.lease_owner == owner)
+            .values(
+                state="pending",
+                lease_owner=None,
+                lease_until=None,
+                attempts=d.c.attempts - 1,
+                updated_at=now,
+            ),
+            [{"m_id": r.item.message_id} for r in deferred],
+        )
+    if acked:
+        _record_acks(conn, acked, owner=owner, now=now)
+    for res in failed:
+        _record_failure(conn, res, owner=owner, now=now)
+    events = [_event(res, now) for res in (*acked, *failed)]
     if events:
         append_in(conn, events)
-    for partner in sorted(acked_partners):
+    for partner in sorted({r.item.partner for r in acked}):
         close_circuit(conn, partner, now=now)
 
 
-def _record_ack(conn: Connection, res: Resolution, *, owner: str, now: datetime) -> None:
-    item = res.item
-    status = res.outcome.http_status if res.outcome else None
+def _record_acks(
+    conn: Connection, acked: Sequence[Resolution], *, owner: str, now: datetime
+) -> None:
+    """Acknowledgements, in two statements for the whole request (executemany)."""
+    params = [
+        {
+            "m_id": r.item.message_id,
+            "m_hash": r.item.payload_hash,
+            "m_version": r.item.version,
+            "m_status": r.outcome.http_status if r.outcome else None,
+        }
+        for r in acked
+    ]
     conn.execute(
         update(d)
         .where(
-            d.c.message_id == item.message_id,
-            or_(d.c.acked_version.is_(None), d.c.acked_version <= item.version),
+            d.c.message_id == bindparam("m_id"),
+            or_(d.c.acked_version.is_(None), d.c.acked_version <= bindparam("m_version")),
         )
-        .values(acked_hash=item.payload_hash, acked_version=item.version, acked_at=now)
+        .values(acked_hash=bindparam("m_hash"), acked_version=bindparam("m_version"), acked_at=now),
+        [{k: p[k] for k in ("m_id", "m_hash", "m_version")} for p in params],
     )
     conn.execute(
         update(d)
-        .where(d.c.message_id == item.message_id, d.c.lease_owner == owner)
+        .where(d.c.message_id == bindparam("m_id"), d.c.lease_owner == owner)
         .values(
             state="acknowledged",
             failures=0,
-            last_status_code=status,
+            last_status_code=bindparam("m_status"),
             last_altegio_code=None,
             last_error=None,
             last_attempt_at=now,
-            sent_hash=item.payload_hash,
-            sent_version=item.version,
+            sent_hash=bindparam("m_hash"),
+            sent_version=bindparam("m_version"),
             held_hash=None,
             held_reason=None,
             next_attempt_at=None,
@@ -137,11 +159,20 @@ def _record_ack(conn: Connection, res: Resolution, *, owner: str, now: datetime)
             lease_owner=None,
             lease_until=None,
             updated_at=now,
-        )
+        ),
+        params,
     )
-    for kind in DISPATCH_KINDS:
-        if kind != KIND_TOKEN_INVALID:
-            resolve_mismatch(conn, message_id=item.message_id, kind=kind, now=now)
+    # The cause of every per-message dispatcher mismatch is gone once Altegio took it.
+    still_open = conn.execute(
+        select(mismatches.c.message_id, mismatches.c.kind).where(
+            mismatches.c.message_id.in_([r.item.message_id for r in acked]),
+            mismatches.c.origin == ORIGIN,
+            mismatches.c.status == "open",
+            mismatches.c.kind.in_([k for k in DISPATCH_KINDS if k != KIND_TOKEN_INVALID]),
+        )
+    ).all()
+    for message_id, kind in still_open:
+        resolve_mismatch(conn, message_id=message_id, kind=kind, now=now)
 
 
 def _record_failure(conn: Connection, res: Resolution, *, owner: str, now: datetime) -> None:
