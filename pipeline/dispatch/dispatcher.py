@@ -38,7 +38,7 @@ log = logging.getLogger("smsrecon.dispatch")
 #: A request is started only if it can finish (timeout) this long before the lease ends.
 LEASE_MARGIN = 2.0
 #: Batches claimed per round, as a multiple of what the connection pool can carry at once.
-ROUND_BATCHES = 4
+ROUND_BATCHES = 8
 
 
 @dataclass

@@ -109,3 +109,22 @@ async def test_a_message_is_never_sent_twice_at_once_or_older_after_newer(db: Da
     assert seen["stats"]["overlapping_ids"] == []
     for message_id in ids:
         assert [i["status"] for i in seen["items"] if i["id"] == message_id] == [8, 4, 1]
+
+
+async def test_explain_shows_every_attempt_token_masked(db: Database) -> None:
+    from pipeline.dispatch.explain import dispatch_section
+    from pipeline.projector.explain import AsOf
+
+    put_state(db, "ex1")
+    clock = Clock()
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), faults={"503": 1.0})) as url:
+        await Dispatcher(db, make_settings(url), clock=clock).run()
+    clock.advance(10)
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,))) as url:
+        await Dispatcher(db, make_settings(url), clock=clock).run()
+    with db.read() as conn:
+        section = dispatch_section(conn, "ex1", AsOf())
+    assert section is not None
+    assert [line.split(" -> ")[1].split(" ")[0] for line in section.lines[:2]] == ["503:", "200:"]
+    assert section.lines[-1].startswith("now: acknowledged, 2 attempt(s)")
+    assert TOKEN not in str(section.rows) and "callback/***" in str(section.rows)
