@@ -61,8 +61,8 @@ class MessageFacts:
     invoice_cost: Cost | None = None
     #: Mismatch kinds whose condition currently holds -> their detail (for open/resolve).
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: A grace timer for "reports but no message.accepted" has been started.
-    unaccepted_timer: bool = False
+    #: The grace timer for "reports but no message.accepted": [held position, deadline].
+    unaccepted_timer: tuple[int, str] | None = None
     # Bookkeeping of the visible row.
     payload: tuple[Any, ...] | None = None
     version: int = 0
@@ -101,7 +101,7 @@ class MessageFacts:
             "message_cost": _dc(self.message_cost),
             "invoice_cost": _dc(self.invoice_cost),
             "conditions": self.conditions,
-            "unaccepted_timer": self.unaccepted_timer,
+            "unaccepted_timer": list(self.unaccepted_timer) if self.unaccepted_timer else None,
             "payload": list(self.payload) if self.payload is not None else None,
         }
 
@@ -132,12 +132,16 @@ class MessageFacts:
             message_cost=_cost(data.get("message_cost")),
             invoice_cost=_cost(data.get("invoice_cost")),
             conditions=dict(data.get("conditions", {})),
-            unaccepted_timer=bool(data.get("unaccepted_timer")),
+            unaccepted_timer=_timer(data.get("unaccepted_timer")),
             payload=tuple(payload) if payload is not None else None,
             version=version,
             last_position=last_position,
             updated_at=updated_at,
         )
+
+
+def _timer(value: Any) -> tuple[int, str] | None:
+    return (int(value[0]), str(value[1])) if value else None
 
 
 def _stamp(value: list[Any]) -> Stamp:

@@ -25,7 +25,7 @@ from pipeline.eventlog.model import utc_now
 from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
 from pipeline.projector import store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
-from pipeline.projector.fold import MESSAGE_EVENTS, fold_event, time_text
+from pipeline.projector.fold import MESSAGE_EVENTS, fold_event, parse_time_text, time_text
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.store import ProjectionTables
 
@@ -50,12 +50,16 @@ class _Batch:
     clock: datetime | None
     correlations: dict[tuple[str, str], str]
     facts: dict[str, MessageFacts]
-    held: dict[tuple[str, str], list[tuple[int, StoredEvent | None]]]
+    held: dict[tuple[str, str], list[tuple[int, StoredEvent | None, datetime]]]
     timers: list[tuple[datetime, int, str, str | None, str | None, str | None]]
     views: dict[str, MessageView] = field(default_factory=dict)
     new_correlations: list[dict[str, Any]] = field(default_factory=list)
     released: set[int] = field(default_factory=set)
     changed: set[str] = field(default_factory=set)
+    #: Held rows written at the end of the batch: new ones, released ones, expired ones.
+    held_new: dict[int, dict[str, Any]] = field(default_factory=dict)
+    held_gone: set[int] = field(default_factory=set)
+    held_expired: set[int] = field(default_factory=set)
     result: BatchResult = field(default_factory=BatchResult)
 
 
@@ -126,7 +130,7 @@ def _prepare(
         for e in store.events_at(conn, [r.position for rs in held_rows.values() for r in rs])
     }
     held = {
-        pair: [(r.position, held_events.get(r.position)) for r in rows]
+        pair: [(r.position, held_events.get(r.position), r.deadline) for r in rows]
         for pair, rows in held_rows.items()
     }
 
@@ -162,7 +166,10 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
         _deadline, position, kind, carrier, cmid, message_id = heapq.heappop(work.timers)
         if position in work.released:
             continue
-        store.mark_expired(work.conn, work.tables, position)
+        if position in work.held_new:
+            work.held_new[position]["expired"] = True
+        else:
+            work.held_expired.add(position)
         subject = f"carrier:{carrier}:{cmid}" if kind == "uncorrelated" else message_id
         detail = (
             {"carrier": carrier, "carrier_message_id": cmid, "held_position": position}
@@ -183,18 +190,19 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
         work.result.opened += 1
 
 
-def _start_timer(work: _Batch, event: StoredEvent, kind: str, **where: Any) -> None:
+def _start_timer(work: _Batch, event: StoredEvent, kind: str, **where: Any) -> datetime:
     assert work.clock is not None
     deadline = work.clock + work.grace
-    store.hold(
-        work.conn,
-        work.tables,
-        position=event.position,
-        kind=kind,
-        held_at=work.clock,
-        deadline=deadline,
-        **where,
-    )
+    work.held_new[event.position] = {
+        "position": event.position,
+        "kind": kind,
+        "held_at": work.clock,
+        "deadline": deadline,
+        "expired": False,
+        "carrier": where.get("carrier"),
+        "carrier_message_id": where.get("carrier_message_id"),
+        "message_id": where.get("message_id"),
+    }
     entry = (
         deadline,
         event.position,
@@ -204,6 +212,19 @@ def _start_timer(work: _Batch, event: StoredEvent, kind: str, **where: Any) -> N
         where.get("message_id"),
     )
     heapq.heappush(work.timers, entry)
+    return deadline
+
+
+def _release_rows(work: _Batch, positions: list[int]) -> None:
+    for position in positions:
+        work.released.add(position)
+        if work.held_new.pop(position, None) is None:
+            work.held_gone.add(position)
+
+
+def _ran_out(work: _Batch, deadline: datetime) -> bool:
+    """Whether a timer has expired (expiry is processed before each event is applied)."""
+    return work.clock is not None and deadline <= work.clock
 
 
 def _apply(work: _Batch, event: StoredEvent) -> None:
@@ -218,8 +239,10 @@ def _apply(work: _Batch, event: StoredEvent) -> None:
         message_id = work.correlations.get(pair)  # type: ignore[arg-type]
     if message_id is None:
         # Nobody claims this report yet: hold it until its carrier.submitted arrives.
-        work.held.setdefault(pair, []).append((event.position, event))  # type: ignore[arg-type]
-        _start_timer(work, event, "uncorrelated", carrier=pair[0], carrier_message_id=pair[1])
+        deadline = _start_timer(
+            work, event, "uncorrelated", carrier=pair[0], carrier_message_id=pair[1]
+        )
+        work.held.setdefault(pair, []).append((event.position, event, deadline))  # type: ignore[arg-type]
         return
     _fold(work, message_id, event)
     if event.type == "carrier.submitted" and pair[0] and pair[1]:
@@ -243,13 +266,12 @@ def _release(work: _Batch, pair: tuple[Any, Any], message_id: str, by: StoredEve
     waiting = work.held.pop(pair, [])
     if not waiting:
         return
-    positions = [p for p, _ in waiting]
-    work.released.update(positions)
-    store.release(work.conn, work.tables, positions)
-    for _position, held_event in sorted(waiting, key=lambda item: item[0]):
+    _release_rows(work, [p for p, _e, _d in waiting])
+    for _position, held_event, _deadline in sorted(waiting, key=lambda item: item[0]):
         if held_event is not None:
             _fold(work, message_id, held_event, at=by)
-    _resolve(work, None, f"carrier:{pair[0]}:{pair[1]}", "unknown_message", by)
+    if any(_ran_out(work, deadline) for _p, _e, deadline in waiting):
+        _resolve(work, None, f"carrier:{pair[0]}:{pair[1]}", "unknown_message", by)
 
 
 def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | None = None) -> None:
@@ -263,15 +285,15 @@ def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | N
         facts.updated_at = time_text(at.recorded_at)
     if folded.changed:
         work.changed.add(message_id)
-    if facts.accepted is None and not facts.unaccepted_timer:
-        facts.unaccepted_timer = True
-        _start_timer(work, at, "unaccepted", message_id=message_id)
-    elif facts.accepted is not None and facts.unaccepted_timer:
-        facts.unaccepted_timer = False
-        timers = store.unaccepted_timers(work.conn, work.tables, message_id)
-        work.released.update(t.position for t in timers)
-        store.release(work.conn, work.tables, [t.position for t in timers])
-        _resolve(work, message_id, message_id, "unknown_message", at)
+    if facts.accepted is None and facts.unaccepted_timer is None:
+        deadline = _start_timer(work, at, "unaccepted", message_id=message_id)
+        facts.unaccepted_timer = (at.position, time_text(deadline))
+    elif facts.accepted is not None and facts.unaccepted_timer is not None:
+        position, deadline_text = facts.unaccepted_timer
+        facts.unaccepted_timer = None
+        _release_rows(work, [position])
+        if _ran_out(work, parse_time_text(deadline_text)):
+            _resolve(work, message_id, message_id, "unknown_message", at)
     _diff_conditions(work, message_id, before.conditions, facts.conditions, at)
     work.facts[message_id] = facts
     work.views[message_id] = folded.view
@@ -351,6 +373,9 @@ def _write(work: _Batch) -> None:
     rows = [store.state_row(work.facts[mid], view) for mid, view in work.views.items()]
     store.save_states(work.conn, work.tables, rows)
     store.save_correlations(work.conn, work.tables, work.new_correlations)
+    store.save_held(work.conn, work.tables, list(work.held_new.values()))
+    store.release(work.conn, work.tables, sorted(work.held_gone))
+    store.mark_expired(work.conn, work.tables, sorted(work.held_expired - work.held_gone))
 
 
 def view_of(facts: MessageFacts, rules: FoldRules) -> MessageView:

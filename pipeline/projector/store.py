@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete, or_, select, update
+from sqlalchemy import Column, Connection, Index, MetaData, Table, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.tables import events
@@ -210,7 +210,7 @@ def load_correlations(
     out: dict[tuple[str, str], str] = {}
     for start in range(0, len(wanted), IN_CHUNK):
         chunk = wanted[start : start + IN_CHUNK]
-        cond = or_(*[and_(co.c.carrier == c, co.c.carrier_message_id == m) for c, m in chunk])
+        cond = tuple_(co.c.carrier, co.c.carrier_message_id).in_(chunk)
         for row in conn.execute(
             select(co.c.carrier, co.c.carrier_message_id, co.c.message_id).where(cond)
         ):
@@ -235,7 +235,7 @@ def held_for(
     out: dict[tuple[str, str], list[Any]] = {}
     for start in range(0, len(wanted), IN_CHUNK):
         chunk = wanted[start : start + IN_CHUNK]
-        cond = or_(*[and_(held.c.carrier == c, held.c.carrier_message_id == m) for c, m in chunk])
+        cond = tuple_(held.c.carrier, held.c.carrier_message_id).in_(chunk)
         stmt = select(held).where(held.c.kind == "uncorrelated", cond).order_by(held.c.position)
         for row in conn.execute(stmt):
             out.setdefault((row.carrier, row.carrier_message_id), []).append(row)
@@ -252,25 +252,23 @@ def due_timers(conn: Connection, tables: ProjectionTables, until: datetime) -> l
     return list(conn.execute(stmt))
 
 
-def unaccepted_timers(conn: Connection, tables: ProjectionTables, message_id: str) -> list[Any]:
+def save_held(conn: Connection, tables: ProjectionTables, rows: Sequence[dict]) -> None:
+    if rows:
+        conn.execute(tables.held.insert(), list(rows))
+
+
+def mark_expired(conn: Connection, tables: ProjectionTables, positions: Sequence[int]) -> None:
     held = tables.held
-    stmt = select(held).where(held.c.kind == "unaccepted", held.c.message_id == message_id)
-    return list(conn.execute(stmt))
-
-
-def hold(conn: Connection, tables: ProjectionTables, **values: Any) -> None:
-    conn.execute(tables.held.insert().values(expired=False, **values))
-
-
-def mark_expired(conn: Connection, tables: ProjectionTables, position: int) -> None:
-    held = tables.held
-    conn.execute(update(held).where(held.c.position == position).values(expired=True))
+    for start in range(0, len(positions), IN_CHUNK):
+        chunk = list(positions[start : start + IN_CHUNK])
+        conn.execute(update(held).where(held.c.position.in_(chunk)).values(expired=True))
 
 
 def release(conn: Connection, tables: ProjectionTables, positions: Sequence[int]) -> None:
-    if positions:
-        held = tables.held
-        conn.execute(delete(held).where(held.c.position.in_(list(positions))))
+    held = tables.held
+    for start in range(0, len(positions), IN_CHUNK):
+        chunk = list(positions[start : start + IN_CHUNK])
+        conn.execute(delete(held).where(held.c.position.in_(chunk)))
 
 
 def events_at(conn: Connection, positions: Sequence[int]) -> list[StoredEvent]:
