@@ -66,6 +66,8 @@ def configure_logging(settings: LoggingSettings) -> None:
     handler._smsrecon = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.level)
-    # aiohttp's access log is per request; keep it at WARNING unless debugging.
-    if settings.level != "DEBUG":
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Per-request access lines and alembic's chatter on every schema check are noise
+    # unless debugging.
+    quiet = logging.WARNING if settings.level != "DEBUG" else logging.DEBUG
+    for name in ("aiohttp.access", "alembic"):
+        logging.getLogger(name).setLevel(quiet)

@@ -18,6 +18,11 @@ from pipeline.demo.run_demo import DEFAULT_DATABASE, run_demo
     show_default=True,
     help="SQLite file the demo creates afresh (the configured database is never touched).",
 )
-def demo(path: Path) -> None:
-    """Run the pipeline on bundled sample traffic in a fresh SQLite database."""
-    run_demo(path)
+@click.option(
+    "--url",
+    default=None,
+    help="Run on this (empty) database instead, e.g. PostgreSQL; migrated first.",
+)
+def demo(path: Path, url: str | None) -> None:
+    """The whole pipeline on bundled sample traffic: ingest, project, dispatch, results."""
+    run_demo(path, url)

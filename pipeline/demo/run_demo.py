@@ -1,23 +1,92 @@
-"""Run the demo: a fresh SQLite database under ./var, the bundled traffic, and the results."""
+"""The demo: the whole pipeline on a throwaway database with bundled traffic.
+
+It starts a local Altegio sandbox and the ingest server in this process, sends the bundled
+traffic the way the provider's send path and the carriers' gateways would (over HTTP), runs
+the projector and the dispatcher once each, and prints what Altegio received and what
+finance would look at. Its settings are its own: the configured database is never touched.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import click
+import yaml
+from sqlalchemy import select
 
+from pipeline.config import Settings
 from pipeline.db import schema
 from pipeline.db.engine import Database
-from pipeline.eventlog import append
-from pipeline.eventlog.files import parse_event_lines
-from pipeline.eventlog.stats import log_stats
+from pipeline.demo.report import print_results
+from pipeline.dispatch.dispatcher import dispatch_once
+from pipeline.ingest.captured import read_captured_requests
+from pipeline.ingest.server import build_ingest_app
+from pipeline.projector.runner import run_project
+from pipeline.sandbox.config import SandboxConfig
+from pipeline.sandbox.runner import running_sandbox
+from pipeline.serving import running_app
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_DATABASE = Path("var/demo.db")
 
+#: Demo-only credentials, set in this process's environment and nowhere else.
+PARTNER_TOKEN = "demo-partner-token-0c5e"
+GATEWAY_SECRET = "demo-mts-gateway-secret"
+ENV = {"SMSRECON_DEMO_PARTNER_TOKEN": PARTNER_TOKEN, "SMSRECON_DEMO_MTS_SECRET": GATEWAY_SECRET}
 
-def fresh_database(path: Path) -> Database:
-    """The demo always starts from an empty database of its own, never the configured one."""
+
+def demo_settings(database_url: str, sandbox_url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "database": {"url": database_url},
+            "ingest": {"host": "127.0.0.1", "port": 0},
+            "carriers": {
+                "mts": {
+                    "format": "kannel",
+                    "auth": {"type": "token", "secret_env": "SMSRECON_DEMO_MTS_SECRET"},
+                    "timezone": "Europe/Moscow",
+                },
+                "jasmin": {"format": "jasmin", "timezone": "UTC"},
+                "infobip": {"format": "infobip"},
+                "vonage": {"format": "vonage"},
+                "twilio": {"format": "twilio"},
+            },
+            "billing": {
+                "tariffs": [
+                    {"prefix": "+7", "price_per_part": "2.45", "currency": "RUB"},
+                    {"prefix": "+7", "dispatch_type": "adds", "price_per_part": "3.10",
+                     "currency": "RUB"},
+                    {"prefix": "+44", "price_per_part": "0.045", "currency": "GBP"},
+                    {"prefix": "+41", "price_per_part": "0.09", "currency": "CHF"},
+                    {"prefix": "+1", "price_per_part": "0.0079", "currency": "USD"},
+                ]
+            },
+            "altegio": {
+                "base_url": sandbox_url,
+                "allowed_hosts": [],
+                "insecure_hosts": ["127.0.0.1"],
+                "partners": {"default": {"token_env": "SMSRECON_DEMO_PARTNER_TOKEN"}},
+            },
+        }
+    )  # fmt: skip
+
+
+def write_config(settings: Settings, path: Path) -> None:
+    """Keep the demo's settings beside its database, so that follow-up commands
+    (``explain``, ``events tail``, ``dispatch``) see the same carriers and tariffs."""
+    document = settings.model_dump(mode="json", exclude={"source_file"})
+    header = "# Written by `smsrecon demo`: the settings its database was built with.\n"
+    path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def fresh_sqlite(path: Path) -> Database:
+    """The demo always starts from an empty database file of its own."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     database = Database.from_url(f"sqlite:///{path}")
@@ -25,19 +94,108 @@ def fresh_database(path: Path) -> Database:
     return database
 
 
-def run_demo(path: Path = DEFAULT_DATABASE) -> None:
-    database = fresh_database(path)
-    try:
-        click.echo(f"demo database: {path} (schema {schema.current_revision(database.engine)})")
-        lines = (DATA / "sample_events.jsonl").read_text(encoding="utf-8").splitlines()
-        result = append(database, parse_event_lines(lines))
+@dataclass
+class Sent:
+    requests: int = 0
+    appended: int = 0
+    duplicates: int = 0
+
+
+async def _post_json(http: aiohttp.ClientSession, url: str, body: Any, sent: Sent) -> None:
+    async with http.post(url, json=body) as response:
+        answer = await response.json()
+        if response.status != 200:
+            raise click.ClickException(f"{url} answered {response.status}: {answer}")
+    sent.requests += 1
+    sent.appended += answer["appended"]
+    sent.duplicates += answer["duplicates"]
+
+
+async def send_traffic(ingest_url: str, database: Database) -> tuple[Sent, Sent]:
+    """Altegio's send requests, then the gateways' delivery reports, over HTTP."""
+    ours, reports = Sent(), Sent()
+    async with aiohttp.ClientSession() as http:
+        for route, name in (("messages", "messages"), ("submissions", "submissions"),
+                            ("refusals", "refusals")):  # fmt: skip
+            body = json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
+            await _post_json(http, f"{ingest_url}/v1/{route}", body, ours)
+        captured = read_captured_requests((DATA / "dlr_requests.txt").read_text("utf-8"))
+        before = _event_count(database)
+        for request in captured:
+            url = f"{ingest_url}{request.path}"
+            async with http.request(
+                request.method, url, params=request.query, data=request.body or None,
+                headers={k: v for k, v in request.headers.items() if k != "host"},
+            ) as response:  # fmt: skip
+                text = await response.text()
+                if response.status != 200:
+                    raise click.ClickException(f"{request.path} answered {response.status}: {text}")
+            reports.requests += 1
+        reports.appended = _event_count(database) - before
+        reports.duplicates = reports.requests - reports.appended
+    return ours, reports
+
+
+def _event_count(database: Database) -> int:
+    from sqlalchemy import func
+
+    from pipeline.db.tables import events
+
+    with database.read() as conn:
+        return int(conn.scalar(select(func.count()).select_from(events)) or 0)
+
+
+async def _run(database: Database, database_url: str, config_path: Path) -> None:
+    config = SandboxConfig(tokens=(PARTNER_TOKEN,))
+    async with running_sandbox(config) as sandbox_url:
+        settings = demo_settings(database_url, sandbox_url)
+        write_config(settings, config_path)
+        click.echo(f"Altegio sandbox listening on {sandbox_url}")
+        async with running_app(build_ingest_app(settings, database)) as ingest_url:
+            click.echo(f"ingest server listening on {ingest_url}\n")
+            ours, reports = await send_traffic(ingest_url, database)
         click.echo(
-            f"appended {len(result.appended)} sample events, duplicates {len(result.duplicates)}"
+            f"1. Altegio's send requests: {ours.requests} requests to /v1/messages, "
+            f"/v1/submissions, /v1/refusals -> {ours.appended} events"
         )
-        stats = log_stats(database)
-        click.echo("\nevents by type")
-        for event_type, count in sorted(stats.by_type.items()):
-            click.echo(f"  {event_type:<24}{count:>6}")
-        click.echo(f"  {'total':<24}{stats.total:>6}   last position {stats.last_position}")
+        click.echo(
+            f"2. Delivery reports from Kannel, Jasmin, Infobip, Vonage and Twilio: "
+            f"{reports.requests} requests -> {reports.appended} events "
+            f"({reports.duplicates} resent report stored once)"
+        )
+        summary = await asyncio.to_thread(run_project, database, settings)
+        click.echo(f"3. Projector: {summary.line() if summary else 'another projector is active'}")
+        dispatched = await asyncio.to_thread(dispatch_once, database, settings, until_idle=True)
+        click.echo(f"4. Dispatcher: {dispatched.line()}")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{sandbox_url}/_sandbox/received") as response,
+        ):
+            received = await response.json()
+        click.echo(
+            f"5. Altegio (sandbox) accepted {received['count']} status objects in "
+            f"{received['stats']['requests']} requests\n"
+        )
+        print_results(database, received["items"])
+
+
+def run_demo(path: Path = DEFAULT_DATABASE, database_url: str | None = None) -> None:
+    os.environ.update(ENV)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config_path = path.with_suffix(".yaml")
+    if database_url is None:
+        database = fresh_sqlite(path)
+        database_url = f"sqlite:///{path}"
+        click.echo(f"demo database: {path} (created afresh)")
+    else:
+        database = Database.from_url(database_url)
+        schema.upgrade(database.engine)
+        click.echo("demo database: the given URL")
+    try:
+        asyncio.run(_run(database, database_url, config_path))
     finally:
         database.dispose()
+    click.echo(
+        f"\nNext: `.venv/bin/smsrecon --config {config_path} explain 232681` shows the audit"
+        f" trail of one message; `… --config {config_path} events tail` the raw log."
+    )
