@@ -62,9 +62,9 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_anything(
     rules = FoldRules()
     killed_mid_run = 0
     for trial in range(TRIALS):
-        append(db, traffic(seed=trial, messages=60, start=trial * 60))
+        append(db, traffic(seed=trial, messages=30, start=trial * 30))
         before = _checkpoint(db)
-        proc = _smsrecon(db_url, "project", "--batch-size", "7")
+        proc = _smsrecon(db_url, "project", "--batch-size", "3")
         # Kill once it is demonstrably working, at a random moment after that.
         _wait_for(lambda: _checkpoint(db) > before or proc.poll() is not None)  # noqa: B023
         time.sleep(rng.uniform(0, 0.05))

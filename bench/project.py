@@ -1,0 +1,209 @@
+"""Projector catch-up throughput, incremental cost and peak memory.
+
+    python bench/project.py [--events N] [--backend sqlite|postgresql|both] [--postgres-url URL]
+
+For each backend, on a freshly migrated database:
+
+1. appends N events of realistic traffic (accepted, submitted, 8, 4, final; one message in
+   ten long and reported per part; some reports before their submission);
+2. times a raw scan of the same rows by the bare driver (sqlite3 / psycopg, every column,
+   position order, fetched in chunks): the floor any reader pays;
+3. times ``catch_up`` from position 0 to the head (batch size 5,000): the projector;
+4. incremental cost: appends 1,000 new events and times projecting them, on this N-event
+   log and on a 10,000-event log (ratio; goal <= 1.5);
+5. reports peak RSS of the process (goal < 300 MB).
+
+Without --postgres-url a throwaway PostgreSQL server is started from the installed binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.db import schema
+from pipeline.db.engine import Database
+from pipeline.domain.tariffs import TariffRule
+from pipeline.eventlog import NewEvent, append
+from pipeline.projector.derive import FoldRules
+from pipeline.projector.runner import catch_up
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+RULES = FoldRules(
+    tariffs=[
+        TariffRule(prefix="+7", price_per_part=Decimal("2.27"), currency="RUB"),
+        TariffRule(prefix="+1", price_per_part=Decimal("0.0075"), currency="USD"),
+    ]
+)
+BATCH = 5_000
+
+
+def traffic(start: int, count: int, seed: int) -> Iterator[NewEvent]:
+    """About ``count`` events for messages numbered from ``start`` (~5 events a message)."""
+    rng = random.Random(seed)
+    made = 0
+    n = start
+    while made < count:
+        mid = f"b{n}"
+        at = T0 + timedelta(seconds=n)
+        long = n % 10 == 0
+        out = [
+            NewEvent("message.accepted", at, "bench",
+                     {"partner": "default", "phone": rng.choice(["+79161234567", "+14155550100"]),
+                      "channel": "sms", "dispatch_type": "service", "free": False,
+                      "text": "a" * (200 if long else 60)},
+                     message_id=mid, dedup_key=f"accepted:{mid}"),
+        ]  # fmt: skip
+        cmids = [f"{mid}-1", f"{mid}-2"] if long else [f"{mid}-1"]
+        for part, cmid in enumerate(cmids, start=1):
+            extra = {"part": part, "parts": 2} if long else {}
+            sub = NewEvent("carrier.submitted", at + timedelta(seconds=1), "bench", extra,
+                           message_id=mid, carrier="mts", carrier_message_id=cmid,
+                           dedup_key=f"submitted:mts:{cmid}")  # fmt: skip
+            reports = [
+                NewEvent("carrier.status", at + timedelta(seconds=dt), "bench",
+                         {"format": "generic", "raw_status": str(s), "status": s,
+                          **({"cost": "0.0333", "currency": "EUR", "cost_scope": "part"}
+                             if s == 1 else {})},
+                         carrier="mts", carrier_message_id=cmid,
+                         dedup_key=f"dlr:mts:{cmid}:-:{s}:-")
+                for s, dt in ((8, 2), (4, 3), (rng.choice([1, 1, 1, 2]), 10))
+            ]  # fmt: skip
+            if rng.random() < 0.05:
+                out += [reports[0], sub, *reports[1:]]  # a report before its submission
+            else:
+                out += [sub, *reports]
+        made += len(out)
+        n += 1
+        yield from out
+
+
+def fill(db: Database, start: int, count: int, seed: int) -> int:
+    """Append about ``count`` events in chunks; returns the next message number."""
+    chunk: list[NewEvent] = []
+    total = 0
+    messages = start
+    for event in traffic(start, count, seed):
+        chunk.append(event)
+        if event.type == "message.accepted":
+            messages += 1
+        if len(chunk) >= 10_000:
+            append(db, chunk)
+            total += len(chunk)
+            chunk = []
+    if chunk:
+        append(db, chunk)
+    return messages
+
+
+def raw_scan(db: Database) -> float:
+    """Seconds for the bare driver to read every event, in order, in chunks."""
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        started = time.perf_counter()
+        cursor.execute(
+            "SELECT position, type, message_id, carrier, carrier_message_id, occurred_at, "
+            "recorded_at, source, payload, dedup_key FROM events ORDER BY position"
+        )
+        rows = 0
+        while True:
+            got = cursor.fetchmany(5_000)
+            if not got:
+                break
+            rows += len(got)
+        elapsed = time.perf_counter() - started
+        cursor.close()
+    finally:
+        raw.close()
+    return elapsed
+
+
+def project_all(db: Database) -> tuple[int, float]:
+    started = time.perf_counter()
+    applied = catch_up(db, RULES, grace_seconds=600, batch_size=BATCH)[0]
+    return applied, time.perf_counter() - started
+
+
+def incremental(db: Database, next_message: int) -> float:
+    fill(db, next_message, 1_000, seed=99)
+    started = time.perf_counter()
+    catch_up(db, RULES, grace_seconds=600, batch_size=BATCH)
+    return time.perf_counter() - started
+
+
+def run(url: str, label: str, events: int) -> None:
+    db = Database.from_url(url)
+    schema.upgrade(db.engine)
+    small = Database.from_url(url.replace("bench_big", "bench_small"))
+    try:
+        next_message = fill(db, 0, events, seed=1)
+        scan = raw_scan(db)
+        applied, elapsed = project_all(db)
+        big_cost = incremental(db, next_message)
+        schema.upgrade(small.engine)
+        small_next = fill(small, 0, 10_000, seed=2)
+        project_all(small)
+        small_cost = incremental(small, small_next)
+    finally:
+        db.dispose()
+        small.dispose()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{label}: {applied} events projected in {elapsed:.1f}s = {applied / elapsed:,.0f} ev/s; "
+        f"raw scan {scan:.2f}s = {applied / scan:,.0f} ev/s; "
+        f"ratio {scan / elapsed:.2f} (goal >= 0.3)"
+    )
+    print(
+        f"{label}: 1,000 new events on the {applied}-event log {big_cost * 1000:.0f} ms, "
+        f"on a 10,000-event log {small_cost * 1000:.0f} ms; "
+        f"cost ratio {big_cost / small_cost:.2f} (goal <= 1.5)"
+    )
+    print(f"{label}: peak RSS so far {rss:.0f} MB (goal < 300)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--postgres-url", default=None)
+    args = parser.parse_args()
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            run(f"sqlite:///{tmp}/bench_big.db", "SQLite", args.events)
+    if args.backend in ("postgresql", "both"):
+        from sqlalchemy import create_engine, text
+
+        server = None
+        admin = args.postgres_url
+        if admin is None:
+            from tests.pg_server import start_throwaway
+
+            server = start_throwaway()
+            admin = server.url
+        try:
+            engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                for name in ("bench_big", "bench_small"):
+                    conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+                    conn.execute(text(f"CREATE DATABASE {name}"))
+            engine.dispose()
+            base = admin.rsplit("/", 1)[0]
+            run(f"{base}/bench_big", "PostgreSQL", args.events)
+        finally:
+            if server is not None:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()
