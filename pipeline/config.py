@@ -93,9 +93,10 @@ class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
-    #: Group commit: flush the write queue after this many milliseconds...
-    commit_interval_ms: int = Field(default=5, ge=0)
-    #: ...or as soon as this many events are waiting.
+    #: Group commit: an idle writer commits at once and batches form while a commit runs;
+    #: above 0, it first lingers this many milliseconds for more events...
+    commit_interval_ms: int = Field(default=0, ge=0)
+    #: ...and no transaction takes more than this many events (one request's are never split).
     commit_max_events: int = Field(default=500, ge=1)
 
 

@@ -27,13 +27,6 @@ from pipeline.ingest.requests import KINDS
 log = logging.getLogger("pipeline.ingest")
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default: ingest.host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="0 picks a free port.")
@@ -43,9 +36,10 @@ def serve(host: str | None, port: int | None) -> None:
     from pipeline.ingest.server import build_ingest_app
 
     ctx = app_context()
+    # Reading the settings configures logging (pipeline.logs: level, text or JSON, secrets
+    # masked) for the whole process, the server's loggers included.
     settings = ctx.settings
     database = ctx.database()
-    _configure_logging(settings)
     app = build_ingest_app(settings, database)
     host = host or settings.ingest.host
     port = settings.ingest.port if port is None else port

@@ -7,6 +7,8 @@ timeseries" errors.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -57,6 +59,19 @@ class IngestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+
+        #: ``requests`` children by (route, status): ``.labels()`` validates and hashes its
+        #: arguments under a lock on every call, which is per-request work worth caching.
+        self._request_children: dict[tuple[str, int], Any] = {}
+
+    def request_counter(self, route: str, status: int) -> Any:
+        """The ``requests`` counter child for one route template and status code."""
+        key = (route, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(route, str(status))
+            self._request_children[key] = child
+        return child
 
     def observe_commit(self, events: int, seconds: float) -> None:
         self.commit_events.observe(events)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -80,10 +81,16 @@ def carrier_context(settings: Settings, name: str, received_at: datetime) -> Car
     if carrier is None:
         raise UnknownCarrier(name)
     try:
-        zone = ZoneInfo(carrier.timezone)
+        zone = _zone(carrier.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"carriers.{name}.timezone: unknown zone {carrier.timezone!r}") from None
     return CarrierContext(name=name, timezone=zone, received_at=received_at)
+
+
+@lru_cache(maxsize=64)
+def _zone(key: str) -> ZoneInfo:
+    """A zone read once per name: every report of a carrier uses its configured zone."""
+    return ZoneInfo(key)
 
 
 def interpret(

@@ -131,26 +131,29 @@ async def _count_and_guard(request: web.Request, handler: Handler) -> web.Stream
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
         response = _error(500, "internal error", None)
-    state.metrics.requests.labels(route, str(response.status)).inc()
+    state.metrics.request_counter(route, response.status).inc()
     return response
 
 
 async def _read_body(request: web.Request) -> bytes | web.Response:
     limit = request.app[STATE].settings.ingest.max_body_bytes
-    too_large = _error(413, "body too large", {"max_body_bytes": limit})
-    if request.content_length is not None and request.content_length > limit:
-        return too_large
+    length = request.content_length
+    if length is not None and length > limit:
+        return _error(413, "body too large", {"max_body_bytes": limit})
+    if length == 0 or (length is None and not request.body_exists):
+        # A GET callback (Kannel's): nothing to read.
+        return b""
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return too_large
+        return _error(413, "body too large", {"max_body_bytes": limit})
 
 
 def _raw(request: web.Request, body: bytes) -> RawRequest:
     return RawRequest(
         method=request.method,
         path=request.path,
-        query=[(name, value) for name, value in request.query.items()],
+        query=list(request.query.items()),
         headers={name.lower(): value for name, value in request.headers.items()},
         body=body,
     )
@@ -177,12 +180,14 @@ async def _dlr(request: web.Request) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     raw = _raw(request, body)
+    auth_type = carrier.auth.type
     try:
         auth.check(
-            carrier.auth.type,
+            auth_type,
             raw,
             state.secrets.get(name),
-            url=str(request.url),
+            # Only Twilio signs the URL; building it costs more than the rest of the check.
+            url=str(request.url) if auth_type == "twilio" else "",
             twilio_signature=state.twilio_signer,
         )
     except auth.AuthError as exc:

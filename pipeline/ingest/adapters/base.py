@@ -9,6 +9,7 @@ live, from a file, or is replayed out of quarantine.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -64,8 +65,15 @@ def parse_report(fmt: str, request: RawRequest, carrier: CarrierContext) -> Pars
     Raises ParseError for a report that cannot be understood, and ValueError for an unknown
     format (a configuration problem, not bad input).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown carrier format {fmt!r} (one of {', '.join(FORMATS)})")
-    # Imported on first use: format modules import this one, and most processes use one or two.
-    module = importlib.import_module(f"pipeline.ingest.adapters.{fmt}")
-    return module.parse(request, carrier)
+    parser = _PARSERS.get(fmt)
+    if parser is None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown carrier format {fmt!r} (one of {', '.join(FORMATS)})")
+        # Imported on first use: format modules import this one, and most processes use one
+        # or two. Kept, so a report does not pay for a module lookup.
+        module = importlib.import_module(f"pipeline.ingest.adapters.{fmt}")
+        parser = _PARSERS[fmt] = module.parse
+    return parser(request, carrier)
+
+
+_PARSERS: dict[str, Callable[[RawRequest, CarrierContext], Parsed]] = {}

@@ -17,10 +17,10 @@ from datetime import datetime
 
 from pipeline.ingest.adapters import statuses
 from pipeline.ingest.adapters.base import CarrierContext, Parsed, ParseError, RawRequest
-from pipeline.ingest.adapters.fields import first, first_values, parse_int, query_and_form
+from pipeline.ingest.adapters.fields import first_values, parse_int, query_and_form
 from pipeline.ingest.adapters.ids import normalise_carrier_message_id
 from pipeline.ingest.adapters.report import Report, to_event
-from pipeline.ingest.adapters.smpp import Receipt, is_receipt, parse_receipt
+from pipeline.ingest.adapters.smpp import Receipt, scan_receipt
 
 FORMAT = "kannel"
 
@@ -41,28 +41,31 @@ _NACK = re.compile(r"^NACK/(?:(0x[0-9A-Fa-f]+)/?)?(.*)$", re.DOTALL)
 
 
 def parse(request: RawRequest, carrier: CarrierContext) -> Parsed:
-    pairs = query_and_form(request)
-    raw_type = first(pairs, "type")
+    # Each field's first value (gateways never legitimately repeat one): looked up by name
+    # below, and kept as the report's ``raw``.
+    fields = first_values(query_and_form(request))
+    raw_type = fields.get("type")
     if raw_type is None or not raw_type.strip():
         raise ParseError("type", "required (the dlr-url must carry type=%d)")
     dlr_type = parse_int(raw_type, "type")
     if dlr_type not in statuses.KANNEL_TYPES:
         raise ParseError("type", f"{dlr_type} is not a Kannel DLR type (1, 2, 4, 8, 16)")
-    message_id = _field(pairs, "message_id")
-    smsc_id = _field(pairs, "smsc_id")
-    answer = first(pairs, "answer") or ""
+    message_id = _field(fields, "message_id")
+    smsc_id = _field(fields, "smsc_id")
+    answer = fields.get("answer") or ""
 
     receipt: Receipt | None = None
     error_code: str | None = None
     nack = _NACK.match(answer)
     if nack:
         error_code = (nack.group(1) or "").lower() or None
-    elif dlr_type in (1, 2, 4) and is_receipt(answer):
+    elif dlr_type in (1, 2, 4):
         try:
-            receipt = parse_receipt(answer)
+            receipt = scan_receipt(answer)
         except ParseError as exc:
             raise ParseError(f"answer.{exc.field}", exc.reason) from None
-        error_code = receipt.err
+        if receipt is not None:
+            error_code = receipt.err
 
     status = statuses.KANNEL_TYPES[dlr_type]
     raw_status = f"kannel:{dlr_type}"
@@ -76,7 +79,7 @@ def parse(request: RawRequest, carrier: CarrierContext) -> Parsed:
         format=FORMAT,
         raw_status=raw_status,
         status=status,
-        raw=first_values(pairs),
+        raw=fields,
         message_id=message_id,
         carrier_message_id=None
         if carrier_id is None
@@ -88,9 +91,9 @@ def parse(request: RawRequest, carrier: CarrierContext) -> Parsed:
     return Parsed(events=[to_event(report, request, carrier)])
 
 
-def _field(pairs: list[tuple[str, str]], name: str) -> str | None:
+def _field(fields: dict[str, str], name: str) -> str | None:
     for alias in ALIASES[name]:
-        value = first(pairs, alias)
+        value = fields.get(alias)
         if value is not None and value.strip():
             return value.strip()
     return None

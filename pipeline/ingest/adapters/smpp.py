@@ -14,6 +14,7 @@ text body: one receipt per line, or a deliver_sm dump with ``short_message="..."
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,14 @@ _KEY = re.compile(
     re.IGNORECASE,
 )
 _STAT = re.compile(r"^[A-Z_]{1,16}$")
+#: The spec's layout exactly (Appendix B, single blanks, lower-case keys), which almost every
+#: receipt follows: read with one match. Blank-free values cannot hide a key, so this reads
+#: exactly what the general scan below would; anything else takes the general scan.
+_SPEC_LAYOUT = re.compile(
+    r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*) err:(\S*)"
+    r" text:(.*)",
+    re.DOTALL,
+)
 _TLV = re.compile(r"^TLV\s+(\w+)\s*(?:\((0x[0-9A-Fa-f]+)\))?\s*=\s*(.*)$")
 _HEADER_PAIR = re.compile(r'(\w+)=("[^"]*"|\S*)')
 MAX_RECEIPTS = 1000
@@ -79,7 +88,21 @@ class Receipt:
 
 def is_receipt(text: str) -> bool:
     """Whether ``text`` reads as a delivery receipt (it names a ``stat:``)."""
-    return any(match.group(1).lower() == "stat" for match in _KEY.finditer(text))
+    return _names_stat(_KEY.finditer(text)) if "stat" in text.lower() else False
+
+
+def scan_receipt(text: str) -> Receipt | None:
+    """``parse_receipt(text)`` when ``is_receipt(text)``, else None: both in one scan of the
+    text, for gateways whose field holds either a receipt or something else (``ACK/``)."""
+    spec = _SPEC_LAYOUT.fullmatch(text)
+    if spec is not None:
+        return _spec_receipt(spec)
+    if "stat" not in text.lower():
+        return None
+    matches = list(_KEY.finditer(text))
+    if not _names_stat(matches):
+        return None
+    return _receipt(text, matches)
 
 
 def parse_receipt(text: str) -> Receipt:
@@ -90,10 +113,39 @@ def parse_receipt(text: str) -> Receipt:
     """
     if not isinstance(text, str) or not text.strip():
         raise ParseError("receipt", "empty")
+    spec = _SPEC_LAYOUT.fullmatch(text)
+    if spec is not None:
+        return _spec_receipt(spec)
+    return _receipt(text, list(_KEY.finditer(text)))
+
+
+def _spec_receipt(match: re.Match[str]) -> Receipt:
+    ident, sub, dlvrd, submit_date, done_date, raw_stat, err, text = match.groups()
+    stat = raw_stat.upper()
+    if not _STAT.match(stat):
+        raise ParseError("stat", f"not a receipt status: {raw_stat[:20]!r}")
+    return Receipt(
+        stat=stat,
+        id=ident or None,
+        sub=sub or None,
+        dlvrd=dlvrd or None,
+        submit_date=submit_date or None,
+        done_date=done_date or None,
+        err=err or None,
+        text=text,
+    )
+
+
+def _names_stat(matches: Iterable[re.Match[str]]) -> bool:
+    return any(match.group(1).lower() == "stat" for match in matches)
+
+
+def _receipt(text: str, matches: list[re.Match[str]]) -> Receipt:
+    if not text.strip():
+        raise ParseError("receipt", "empty")
     found: dict[str, str] = {}
-    matches = list(_KEY.finditer(text))
     for index, match in enumerate(matches):
-        key = re.sub(r"[ _]", "", match.group(1).lower())
+        key = match.group(1).lower().replace(" ", "").replace("_", "")
         if key == "text":
             found.setdefault("text", text[match.end() :])
             break

@@ -29,10 +29,8 @@ def parse_smpp_date(text: str, zone: ZoneInfo, field: str) -> datetime:
         if absolute.group(4) == "-":
             offset = -offset
         return (naive - offset).replace(tzinfo=UTC)
-    if len(value) == 10 and value.isdigit():
-        return localise(_naive(value, "%y%m%d%H%M", field, text), zone)
-    if len(value) == 12 and value.isdigit():
-        return localise(_naive(value, "%y%m%d%H%M%S", field, text), zone)
+    if len(value) in (10, 12) and value.isascii() and value.isdigit():
+        return localise(_digits(value, field, text), zone)
     raise ParseError(field, f"not an SMPP date (YYMMDDhhmm[ss]): {text[:30]!r}")
 
 
@@ -57,6 +55,24 @@ def parse_iso_datetime(text: str, zone: ZoneInfo, field: str) -> datetime:
     if parsed.tzinfo is None:
         return localise(parsed, zone)
     return parsed.astimezone(UTC)
+
+
+def _digits(value: str, field: str, original: str) -> datetime:
+    """``YYMMDDhhmm[ss]`` (ASCII digits) as a naive datetime, without ``strptime``'s
+    format-parsing cost (this runs for every receipt). Two-digit years follow strptime's
+    ``%y`` (POSIX): 69-99 are 1969-1999, 00-68 are 2000-2068."""
+    year = int(value[0:2])
+    try:
+        return datetime(
+            year + (1900 if year >= 69 else 2000),
+            int(value[2:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]) if len(value) == 12 else 0,
+        )
+    except ValueError:
+        raise ParseError(field, f"not a valid date: {original[:30]!r}") from None
 
 
 def _naive(value: str, fmt: str, field: str, original: str) -> datetime:
