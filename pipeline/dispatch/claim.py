@@ -61,6 +61,9 @@ class Claim:
     owner: str
     lease_until: datetime
     items: list[ClaimedItem]
+    #: The highest message id the scan reached (probes aside): the next claim of the same
+    #: pass starts after it. None when the scan found nothing.
+    cursor: str | None = None
 
 
 def new_claim_owner(dispatcher_id: str) -> str:
@@ -146,15 +149,22 @@ def _claim_rows(
     limit: int,
     send_intermediate: bool,
     partner_filter,  # type: ignore[no-untyped-def]
+    after: str | None = None,
 ) -> list[tuple[str, int, int, datetime]]:
-    """Lease up to ``limit`` pending rows; (message_id, attempt, failures, first_pending_at)."""
+    """Lease up to ``limit`` pending rows; (message_id, attempt, failures, first_pending_at).
+
+    The scan walks ``deliveries`` in primary-key order from ``after`` (a keyset cursor):
+    the index gives that order without a sort, and a pass of claims over the table reads
+    each row once instead of stepping over every already-acknowledged row on every claim.
+    """
+    conditions = [*pending_conditions(now, send_intermediate=send_intermediate), partner_filter]
+    if after is not None:
+        conditions.append(d.c.message_id > after)
     due = (
         select(d.c.message_id)
         .join(ms, ms.c.message_id == d.c.message_id)
-        .where(*pending_conditions(now, send_intermediate=send_intermediate), partner_filter)
-        # No ORDER BY: sorting every pending row on each claim costs more than it buys;
-        # a claimed row leaves the pending set (leased, then acknowledged or backed off),
-        # so every row is reached in turn without it.
+        .where(*conditions)
+        .order_by(d.c.message_id)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
@@ -185,18 +195,24 @@ def claim_due_deliveries(
     lease_seconds: float,
     send_intermediate: bool,
     auth_cooldown: float,
+    after: str | None = None,
+    ensure_rows: bool = True,
 ) -> Claim:
     """Lease up to ``limit`` pending messages and read their payloads, in one transaction.
 
     Partners with an open circuit are left out, except for one single-message probe when
-    the cool-down has passed. Failure policy: if the process dies before commit nothing
-    happened; if it dies after commit, the leases run out after ``lease_seconds`` and another
-    claim (this process's next run or another dispatcher) takes the messages again.
+    the cool-down has passed. ``after`` continues a pass of claims (``Claim.cursor`` of the
+    previous one); ``ensure_rows`` may be False when this run already created the missing
+    ``deliveries`` rows at the start of the pass (it reads all of ``message_state``).
+    Failure policy: if the process dies before commit nothing happened; if it dies after
+    commit, the leases run out after ``lease_seconds`` and another claim (this process's
+    next run or another dispatcher) takes the messages again.
     """
     owner = new_claim_owner(dispatcher_id)
     lease_until = now + timedelta(seconds=lease_seconds)
     with db.write() as conn:
-        ensure_delivery_rows(conn, now)
+        if ensure_rows:
+            ensure_delivery_rows(conn, now)
         open_partners, probes = _win_probes(conn, now, auth_cooldown)
         partner = partner_expr()
         common = {
@@ -209,15 +225,17 @@ def claim_due_deliveries(
             conn,
             limit=limit,
             partner_filter=partner.not_in(open_partners) if open_partners else true(),
+            after=after,
             **common,
         )
+        cursor = max((row[0] for row in rows), default=None)
         probe_ids: set[str] = set()
         for name in sorted(probes):
             got = _claim_rows(conn, limit=1, partner_filter=partner == name, **common)
             probe_ids.update(row[0] for row in got)
             rows.extend(got)
         items = _read_states(conn, rows, probe_ids)
-    return Claim(owner, lease_until, items)
+    return Claim(owner, lease_until, items, cursor)
 
 
 def _read_states(

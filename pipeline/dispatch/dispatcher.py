@@ -28,7 +28,7 @@ from pipeline.dispatch.claim import Claim, ClaimedItem, claim_due_deliveries
 from pipeline.dispatch.outcome import KIND_EXPIRED, KIND_NOT_FOUND, Outcome
 from pipeline.dispatch.payload import encode_body
 from pipeline.dispatch.record import Resolution, record_groups
-from pipeline.dispatch.routes import PartnerTokens, Refusal, Routed, route
+from pipeline.dispatch.routes import PartnerTokens, Refusal, Routed, Router
 from pipeline.dispatch.transport import make_session, post_statuses
 from pipeline.dispatch.urls import mask_token, mask_url
 from pipeline.eventlog.model import utc_now
@@ -37,8 +37,13 @@ log = logging.getLogger("smsrecon.dispatch")
 
 #: A request is started only if it can finish (timeout) this long before the lease ends.
 LEASE_MARGIN = 2.0
-#: Batches claimed per round, as a multiple of what the connection pool can carry at once.
+#: Messages one run without ``until_idle`` takes, as batches per connection.
 ROUND_BATCHES = 8
+#: Messages per claim, as batches per connection: small claims keep the first request
+#: early and let several dispatchers share the work; each claim has a fixed cost.
+CLAIM_BATCHES = 2
+#: Claimed batches waiting for a sender, per connection: how far claims run ahead.
+CLAIM_AHEAD = 4
 
 
 @dataclass
@@ -100,56 +105,156 @@ class Dispatcher:
         self._opened: set[str] = set()
         self._summary = DispatchSummary()
         self._records: RecordQueue
+        self._router = Router(settings, self.tokens)
 
     async def run(self, *, until_idle: bool = False, limit: int | None = None) -> DispatchSummary:
-        """One round (or, ``until_idle``, rounds until nothing is due or nothing progresses).
+        """One pass over what is due (or, ``until_idle``, passes until nothing is due or a
+        pass makes no progress), claiming ahead while sending and recording in groups.
 
-        With ``until_idle`` the next round is claimed while the current one is being sent,
-        so the database work of claiming overlaps the network wait.
+        Three kinds of work overlap: a claimer leases the next messages (in a worker
+        thread) and puts their batches on a bounded queue; ``concurrency`` senders take
+        batches off it and post them; the record queue writes every result waiting in one
+        transaction (in a worker thread). The queue's bound is how far claims run ahead of
+        the sends, so leases are never taken much earlier than they are used.
         """
         self._summary = DispatchSummary()
         self._opened.clear()
-        per_round = self.config.batch_size * self.config.concurrency * ROUND_BATCHES
-
-        def budget(already: int) -> int:
-            return per_round if limit is None else min(per_round, limit - already)
-
+        self._router = Router(self.settings, self.tokens)
+        budget = None if until_idle else self._per_round()
+        if limit is not None:
+            budget = limit if budget is None else min(budget, limit)
+        queue: asyncio.Queue[tuple[Claim, list[Routed]]] = asyncio.Queue(
+            maxsize=CLAIM_AHEAD * self.config.concurrency
+        )
         async with make_session(self.config) as session, RecordQueue(self.db, self.clock) as rq:
             self._records = rq
-            next_claim: asyncio.Task[Claim] | None = asyncio.create_task(self._claim(budget(0)))
-            fresh = True  # the claim was made after every earlier result was recorded
-            while next_claim is not None:
-                claim = await next_claim
-                next_claim = None
-                if not claim.items:
-                    if fresh:
-                        break
-                    # Claimed while results were still being written (an acknowledged probe
-                    # closes its circuit only then): look once more on the settled state.
-                    await rq.flush()
-                    next_claim = asyncio.create_task(self._claim(budget(self._summary.claimed)))
-                    fresh = True
-                    continue
-                fresh = False
-                more = budget(self._summary.claimed)
-                if until_idle and more > 0:
-                    next_claim = asyncio.create_task(self._claim(more))
-                before = self._progress()
-                await self._send_claim(session, claim)
-                if next_claim is not None and self._progress() == before:
-                    # Nothing moved (everything is retrying): stop, and give back what the
-                    # next round had already claimed so it is not held until the lease ends.
-                    unused = await next_claim
-                    next_claim = None
-                    self._summary.claimed -= len(unused.items)
-                    rq.submit(unused.owner, [_unsent(item) for item in unused.items])
+            senders = [
+                asyncio.create_task(self._sender(session, queue))
+                for _ in range(self.config.concurrency)
+            ]
+            try:
+                await self._claimer(queue, senders, until_idle=until_idle, budget=budget)
+            finally:
+                for task in senders:
+                    task.cancel()
+                await asyncio.gather(*senders, return_exceptions=True)
+                # Failure policy: batches claimed ahead but never sent (the run failed or
+                # was cancelled) are given back now, without counting an attempt, so they
+                # are not held until their lease ends. Should even that write fail, the
+                # leases run out after dispatcher.lease and the messages are claimed again.
+                self._release_queued(queue)
         return self._summary
+
+    def _per_round(self) -> int:
+        return self.config.batch_size * self.config.concurrency * ROUND_BATCHES
+
+    async def _claimer(
+        self,
+        queue: asyncio.Queue[tuple[Claim, list[Routed]]],
+        senders: list[asyncio.Task[None]],
+        *,
+        until_idle: bool,
+        budget: int | None,
+    ) -> None:
+        """Claim pass after pass in key order, feeding the senders, until done.
+
+        A pass starts from the lowest message id (creating missing ``deliveries`` rows
+        first) and continues after the last id each claim reached. At the end of a pass
+        every queued batch is sent and every result committed before anything else is
+        claimed: the next pass then sees settled state (an acknowledged probe has closed its
+        circuit; a message is never claimed again before its last result is committed).
+        """
+        per_claim = self.config.batch_size * self.config.concurrency * CLAIM_BATCHES
+        after: str | None = None
+        pass_claimed = 0
+        mark = self._progress()
+        while True:
+            want = per_claim if budget is None else min(per_claim, budget - self._summary.claimed)
+            claim = await self._claim(want, after=after, ensure_rows=after is None)
+            if claim.items:
+                pass_claimed += len(claim.items)
+                after = claim.cursor or after
+                await self._enqueue(claim, queue, senders)
+                if budget is None or self._summary.claimed < budget:
+                    continue
+            # The end of a pass (or of the budget): let everything in flight settle.
+            await self._drain(queue, senders)
+            if not until_idle or pass_claimed == 0:
+                return
+            if budget is not None and self._summary.claimed >= budget:
+                return
+            if self._progress() == mark:
+                # Nothing moved (everything is retrying with no delay left): stop rather
+                # than spin against a failing Altegio; the next run tries again.
+                return
+            mark = self._progress()
+            after, pass_claimed = None, 0
+
+    async def _enqueue(
+        self,
+        claim: Claim,
+        queue: asyncio.Queue[tuple[Claim, list[Routed]]],
+        senders: list[asyncio.Task[None]],
+    ) -> None:
+        """Route a claim, record its refusals, queue its batches (waiting while full)."""
+        routed: list[Routed] = []
+        refused: list[Resolution] = []
+        for item in claim.items:
+            decided = self._router.route(item)
+            if isinstance(decided, Refusal):
+                refused.append(self._refusal(decided))
+            else:
+                routed.append(decided)
+        self._record(refused, claim)
+        for batch in self._batches(routed):
+            put = asyncio.ensure_future(queue.put((claim, batch)))
+            await self._until(put, senders)
+
+    async def _drain(
+        self, queue: asyncio.Queue[tuple[Claim, list[Routed]]], senders: list[asyncio.Task[None]]
+    ) -> None:
+        """Wait until every queued batch was sent and every result committed."""
+        await self._until(asyncio.ensure_future(queue.join()), senders)
+        await self._records.flush()
+
+    async def _until(
+        self, waiter: asyncio.Future[object], senders: list[asyncio.Task[None]]
+    ) -> None:
+        """Await ``waiter``, but raise at once if a sender died (its error)."""
+        await asyncio.wait({waiter, *senders}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            waiter.cancel()
+            for task in senders:
+                if task.done():
+                    task.result()
+            raise RuntimeError("a dispatch sender stopped")
+        waiter.result()
+
+    async def _sender(
+        self, session: aiohttp.ClientSession, queue: asyncio.Queue[tuple[Claim, list[Routed]]]
+    ) -> None:
+        """Post batches off the queue one at a time; results go to the record queue."""
+        while True:
+            claim, batch = await queue.get()
+            try:
+                resolutions = await self._deliver(session, batch, claim)
+                self._record(resolutions, claim)
+            finally:
+                queue.task_done()
+
+    def _release_queued(self, queue: asyncio.Queue[tuple[Claim, list[Routed]]]) -> None:
+        """Give back batches that were claimed ahead and never sent."""
+        while not queue.empty():
+            claim, batch = queue.get_nowait()
+            queue.task_done()
+            self._summary.claimed -= len(batch)
+            self._records.submit(claim.owner, [_unsent(r.item) for r in batch])
 
     def _progress(self) -> int:
         s = self._summary
         return s.acknowledged + s.parked + s.expired
 
-    async def _claim(self, limit: int) -> Claim:
+    async def _claim(self, limit: int, *, after: str | None, ensure_rows: bool) -> Claim:
         """Failure policy: see ``claim_due_deliveries`` (leases run out if we die)."""
         if limit <= 0:
             return Claim("", self.clock(), [])
@@ -162,29 +267,11 @@ class Dispatcher:
             lease_seconds=self.config.lease,
             send_intermediate=self.config.send_intermediate,
             auth_cooldown=self.config.auth_cooldown,
+            after=after,
+            ensure_rows=ensure_rows,
         )
         self._summary.claimed += len(claim.items)
         return claim
-
-    async def _send_claim(self, session: aiohttp.ClientSession, claim: Claim) -> None:
-        """Route, batch and deliver one claim; results go to the record queue."""
-        routed: list[Routed] = []
-        refused: list[Resolution] = []
-        for item in claim.items:
-            decided = route(item, self.settings, self.tokens)
-            if isinstance(decided, Refusal):
-                refused.append(self._refusal(decided))
-            else:
-                routed.append(decided)
-        self._record(refused, claim)
-        gate = asyncio.Semaphore(self.config.concurrency)
-
-        async def deliver(batch: list[Routed]) -> None:
-            async with gate:
-                resolutions = await self._deliver(session, batch, claim)
-            self._record(resolutions, claim)
-
-        await asyncio.gather(*(deliver(batch) for batch in self._batches(routed)))
 
     def _batches(self, routed: Sequence[Routed]) -> list[list[Routed]]:
         """Group by (URL, token), in claim order, into batches of ``batch_size``."""

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from pipeline.db.engine import Database
 from pipeline.dispatch.claim import ClaimedItem
@@ -69,10 +69,8 @@ def record_resolutions(
     leases run out and the messages are claimed and sent again (the same payload or a newer
     one: Altegio may see a status twice, never an older one after a newer).
     """
-    if not resolutions:
-        return
-    with db.write() as conn:
-        record_in(conn, resolutions, owner=owner, now=now)
+    if resolutions:
+        record_groups(db, [(owner, resolutions)], now=now)
 
 
 def record_groups(
@@ -80,24 +78,28 @@ def record_groups(
 ) -> None:
     """Record the results of several requests (each with its claim's owner) at once.
 
-    Failure policy: as ``record_resolutions``; all of it or none of it.
+    This is the group commit: whatever finished while the previous transaction was being
+    written shares one transaction, one statement per kind of change and one append.
+    Failure policy: as ``record_resolutions``; all of it or none of it. Until it commits
+    the messages keep their leases, so no claim can take them again meanwhile.
     """
+    owned = [(owner, res) for owner, resolutions in groups for res in resolutions]
+    if not owned:
+        return
     with db.write() as conn:
-        for owner, resolutions in groups:
-            record_in(conn, resolutions, owner=owner, now=now)
+        record_in(conn, owned, now=now)
 
 
-def record_in(
-    conn: Connection, resolutions: Sequence[Resolution], *, owner: str, now: datetime
-) -> None:
-    deferred = [r for r in resolutions if r.result == "deferred"]
-    acked = [r for r in resolutions if r.result == "acknowledged"]
-    failed = [r for r in resolutions if r.result not in ("deferred", "acknowledged")]
+def record_in(conn: Connection, owned: Sequence[tuple[str, Resolution]], *, now: datetime) -> None:
+    """Write (claim owner, result) pairs inside the caller's write transaction."""
+    deferred = [(o, r) for o, r in owned if r.result == "deferred"]
+    acked = [(o, r) for o, r in owned if r.result == "acknowledged"]
+    failed = [(o, r) for o, r in owned if r.result not in ("deferred", "acknowledged")]
     if deferred:
         # Never sent: give the attempt back and let the next claim take it at once.
         conn.execute(
             update(d)
-            .where(d.c.message_id == bindparam("m_id"), d.c.lease_owner == owner)
+            .where(d.c.message_id == bindparam("m_id"), d.c.lease_owner == bindparam("m_owner"))
             .values(
                 state="pending",
                 lease_owner=None,
@@ -105,67 +107,81 @@ def record_in(
                 attempts=d.c.attempts - 1,
                 updated_at=now,
             ),
-            [{"m_id": r.item.message_id} for r in deferred],
+            [{"m_id": r.item.message_id, "m_owner": o} for o, r in deferred],
         )
     if acked:
-        _record_acks(conn, acked, owner=owner, now=now)
-    for res in failed:
+        _record_acks(conn, acked, now=now)
+    for owner, res in failed:
         _record_failure(conn, res, owner=owner, now=now)
-    events = [_event(res, now) for res in (*acked, *failed)]
+    events = [_event(res, now) for _, res in (*acked, *failed)]
     if events:
         append_in(conn, events)
-    for partner in sorted({r.item.partner for r in acked}):
+    for partner in sorted({r.item.partner for _, r in acked}):
         close_circuit(conn, partner, now=now)
 
 
+#: Raise the acknowledged payload, never lower it (whichever claim records it).
+_ACK_VERSION_SQL = (
+    "UPDATE deliveries SET acked_hash = ?, acked_version = ?, acked_at = ? "
+    "WHERE message_id = ? AND (acked_version IS NULL OR acked_version <= ?)"
+)
+#: The rest of an acknowledgement, only while this claim still owns the lease.
+_ACK_STATE_SQL = (
+    "UPDATE deliveries SET state = 'acknowledged', failures = 0, last_status_code = ?, "
+    "last_altegio_code = NULL, last_error = NULL, last_attempt_at = ?, sent_hash = ?, "
+    "sent_version = ?, held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, "
+    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ? "
+    "WHERE message_id = ? AND lease_owner = ?"
+)
+
+
+def _driver_sql(conn: Connection, sql: str) -> str:
+    """The qmark SQL above in the driver's own parameter style."""
+    return sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s")
+
+
+def _driver_time(conn: Connection, value: datetime) -> object:
+    """A time as ``UTCDateTime`` binds it (naive UTC text on SQLite)."""
+    if conn.dialect.name == "sqlite":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
 def _record_acks(
-    conn: Connection, acked: Sequence[Resolution], *, owner: str, now: datetime
+    conn: Connection, acked: Sequence[tuple[str, Resolution]], *, now: datetime
 ) -> None:
-    """Acknowledgements, in two statements for the whole request (executemany)."""
-    params = [
-        {
-            "m_id": r.item.message_id,
-            "m_hash": r.item.payload_hash,
-            "m_version": r.item.version,
-            "m_status": r.outcome.http_status if r.outcome else None,
-        }
-        for r in acked
-    ]
-    conn.execute(
-        update(d)
-        .where(
-            d.c.message_id == bindparam("m_id"),
-            or_(d.c.acked_version.is_(None), d.c.acked_version <= bindparam("m_version")),
-        )
-        .values(acked_hash=bindparam("m_hash"), acked_version=bindparam("m_version"), acked_at=now),
-        [{k: p[k] for k in ("m_id", "m_hash", "m_version")} for p in params],
+    """Acknowledgements of the whole group in two executemany statements.
+
+    Written in the driver's own SQL: these run for every status sent, and SQLAlchemy's
+    per-row parameter processing cost more than the updates themselves.
+    """
+    at = _driver_time(conn, now)
+    conn.exec_driver_sql(
+        _driver_sql(conn, _ACK_VERSION_SQL),
+        [
+            (r.item.payload_hash, r.item.version, at, r.item.message_id, r.item.version)
+            for _, r in acked
+        ],
     )
-    conn.execute(
-        update(d)
-        .where(d.c.message_id == bindparam("m_id"), d.c.lease_owner == owner)
-        .values(
-            state="acknowledged",
-            failures=0,
-            last_status_code=bindparam("m_status"),
-            last_altegio_code=None,
-            last_error=None,
-            last_attempt_at=now,
-            sent_hash=bindparam("m_hash"),
-            sent_version=bindparam("m_version"),
-            held_hash=None,
-            held_reason=None,
-            next_attempt_at=None,
-            first_pending_at=None,
-            lease_owner=None,
-            lease_until=None,
-            updated_at=now,
-        ),
-        params,
+    conn.exec_driver_sql(
+        _driver_sql(conn, _ACK_STATE_SQL),
+        [
+            (
+                r.outcome.http_status if r.outcome else None,
+                at,
+                r.item.payload_hash,
+                r.item.version,
+                at,
+                r.item.message_id,
+                owner,
+            )
+            for owner, r in acked
+        ],
     )
     # The cause of every per-message dispatcher mismatch is gone once Altegio took it.
     still_open = conn.execute(
         select(mismatches.c.message_id, mismatches.c.kind).where(
-            mismatches.c.message_id.in_([r.item.message_id for r in acked]),
+            mismatches.c.message_id.in_([r.item.message_id for _, r in acked]),
             mismatches.c.origin == ORIGIN,
             mismatches.c.status == "open",
             mismatches.c.kind.in_([k for k in DISPATCH_KINDS if k != KIND_TOKEN_INVALID]),

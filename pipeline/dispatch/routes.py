@@ -25,10 +25,8 @@ class Routed:
     payload: StatusPayload
     url: str
     token: str
-
-    @property
-    def masked_url(self) -> str:
-        return mask_token(mask_url(self.url), self.token)
+    #: The URL with the token masked, for logs, rows and events.
+    masked_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,28 +68,68 @@ class PartnerTokens:
         return token
 
 
+@dataclass(frozen=True, slots=True)
+class _Destination:
+    """Where a (partner, callback URL) pair goes, or why it may not: decided once per run."""
+
+    url: str
+    token: str | None
+    shown: str
+    refusal: tuple[str, str] | None
+
+
+class Router:
+    """Routes claimed messages, deciding each (partner, callback URL) pair once per run.
+
+    Thousands of messages share a handful of destinations; building, checking and masking
+    the URL once per destination instead of once per message keeps that work off the
+    event loop. The payload is still built and checked per message.
+    """
+
+    def __init__(self, settings: Settings, tokens: PartnerTokens) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._destinations: dict[tuple[str, str | None], _Destination] = {}
+
+    def route(self, item: ClaimedItem) -> Routed | Refusal:
+        key = (item.partner, item.delivery_callback_url)
+        dest = self._destinations.get(key)
+        if dest is None:
+            dest = self._destinations[key] = self._decide(item)
+        if dest.refusal is not None:
+            kind, error = dest.refusal
+            return Refusal(item, kind, error, dest.shown)
+        assert dest.token is not None
+        try:
+            payload = build_payload(
+                message_id=item.message_id,
+                status=item.status,
+                payment_sum=item.payment_sum,
+                currency_iso=item.currency_iso,
+                parts_amount=item.parts_amount,
+            )
+        except PayloadError as exc:
+            return Refusal(item, KIND_PAYLOAD_INVALID, str(exc), dest.shown)
+        return Routed(item, payload, dest.url, dest.token, dest.shown)
+
+    def _decide(self, item: ClaimedItem) -> _Destination:
+        try:
+            token = self._tokens.token(item.partner)
+        except ConfigError as exc:
+            return _Destination("", None, "", (KIND_PARTNER_UNKNOWN, str(exc)))
+        altegio = self._settings.altegio
+        url = callback_url(
+            item.delivery_callback_url, base_url=altegio.base_url, partner_token=token
+        )
+        shown = mask_token(mask_url(url), token)
+        reason = check_url(
+            url, allowed_hosts=altegio.allowed_hosts, insecure_hosts=altegio.insecure_hosts
+        )
+        if reason is not None:
+            return _Destination(url, None, shown, (KIND_URL_REJECTED, mask_token(reason, token)))
+        return _Destination(url, token, shown, None)
+
+
 def route(item: ClaimedItem, settings: Settings, tokens: PartnerTokens) -> Routed | Refusal:
     """Decide the request for one message, or why there is none."""
-    try:
-        token = tokens.token(item.partner)
-    except ConfigError as exc:
-        return Refusal(item, KIND_PARTNER_UNKNOWN, str(exc))
-    altegio = settings.altegio
-    url = callback_url(item.delivery_callback_url, base_url=altegio.base_url, partner_token=token)
-    shown = mask_token(mask_url(url), token)
-    reason = check_url(
-        url, allowed_hosts=altegio.allowed_hosts, insecure_hosts=altegio.insecure_hosts
-    )
-    if reason is not None:
-        return Refusal(item, KIND_URL_REJECTED, mask_token(reason, token), shown)
-    try:
-        payload = build_payload(
-            message_id=item.message_id,
-            status=item.status,
-            payment_sum=item.payment_sum,
-            currency_iso=item.currency_iso,
-            parts_amount=item.parts_amount,
-        )
-    except PayloadError as exc:
-        return Refusal(item, KIND_PAYLOAD_INVALID, str(exc), shown)
-    return Routed(item, payload, url, token)
+    return Router(settings, tokens).route(item)
