@@ -26,6 +26,22 @@ from tests.pg_server import PostgresUnavailable, start_throwaway
 BACKENDS = ["sqlite", "postgresql"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in-process configure logging for the whole process (handlers, quiet
+    library loggers); undo that after each test so no test depends on another's order."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in ("aiohttp.access", "alembic")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, previous in quiet.items():
+        logging.getLogger(name).setLevel(previous)
+
+
 def _url_for(database_url: str, name: str) -> str:
     return make_url(database_url).set(database=name).render_as_string(hide_password=False)
 
