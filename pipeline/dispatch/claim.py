@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, func, literal, or_, select, true, update
@@ -140,6 +140,14 @@ def _win_probes(conn: Connection, now: datetime, cooldown: float) -> tuple[set[s
     return open_partners, won
 
 
+#: The lease, one row at a time (SQLite) or for every claimed id at once (PostgreSQL).
+_LEASE_SQL = (
+    "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_until = ?, "
+    "attempts = attempts + 1, first_pending_at = coalesce(first_pending_at, ?), "
+    "updated_at = ? WHERE message_id = ?"
+)
+
+
 def _claim_rows(
     conn: Connection,
     *,
@@ -150,40 +158,96 @@ def _claim_rows(
     send_intermediate: bool,
     partner_filter,  # type: ignore[no-untyped-def]
     after: str | None = None,
-) -> list[tuple[str, int, int, datetime]]:
-    """Lease up to ``limit`` pending rows; (message_id, attempt, failures, first_pending_at).
+    probe: bool = False,
+) -> list[ClaimedItem]:
+    """Lease up to ``limit`` pending rows and return them with their payloads.
 
-    The scan walks ``deliveries`` in primary-key order from ``after`` (a keyset cursor):
-    the index gives that order without a sort, and a pass of claims over the table reads
-    each row once instead of stepping over every already-acknowledged row on every claim.
+    One SELECT finds the rows and reads their state; on PostgreSQL it locks the
+    ``deliveries`` rows (``FOR UPDATE OF deliveries SKIP LOCKED``: rows another dispatcher
+    is claiming are skipped, not waited for), on SQLite the claim's ``BEGIN IMMEDIATE``
+    already excludes every other writer. The lease is then written by primary key in the
+    driver's own executemany. The scan walks ``deliveries`` in primary-key order from
+    ``after`` (a keyset cursor): the index gives that order without a sort, and a pass of
+    claims reads each row once instead of stepping over every acknowledged row each time.
+    Failure policy: part of the claim's transaction; nothing is leased unless it commits.
     """
     conditions = [*pending_conditions(now, send_intermediate=send_intermediate), partner_filter]
     if after is not None:
         conditions.append(d.c.message_id > after)
     due = (
-        select(d.c.message_id)
+        select(
+            d.c.message_id,
+            d.c.attempts,
+            d.c.failures,
+            d.c.first_pending_at,
+            partner_expr(),
+            ms.c.delivery_callback_url,
+            ms.c.status,
+            ms.c.is_final,
+            ms.c.payment_sum,
+            ms.c.currency_iso,
+            ms.c.parts_amount,
+            ms.c.payload_hash,
+            ms.c.version,
+        )
         .join(ms, ms.c.message_id == d.c.message_id)
         .where(*conditions)
         .order_by(d.c.message_id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        # Rows another dispatcher is claiming right now are skipped, not waited for.
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
         due = due.with_for_update(of=d, skip_locked=True)
-    stmt = (
-        update(d)
-        .where(d.c.message_id.in_(due.scalar_subquery()))
-        .values(
-            state="in_flight",
-            lease_owner=owner,
-            lease_until=lease_until,
-            attempts=d.c.attempts + 1,
-            first_pending_at=func.coalesce(d.c.first_pending_at, now),
-            updated_at=now,
+    rows = conn.execute(due).all()
+    if not rows:
+        return []
+    if postgres:
+        conn.exec_driver_sql(
+            _LEASE_SQL.replace("?", "%s").replace("message_id = %s", "message_id = ANY(%s)"),
+            (owner, lease_until, now, now, [row[0] for row in rows]),
         )
-        .returning(d.c.message_id, d.c.attempts, d.c.failures, d.c.first_pending_at)
-    )
-    return [tuple(row) for row in conn.execute(stmt).all()]  # type: ignore[misc]
+    else:
+        until, at = _sqlite_time(lease_until), _sqlite_time(now)
+        conn.exec_driver_sql(_LEASE_SQL, [(owner, until, at, at, row[0]) for row in rows])
+    return [
+        ClaimedItem(
+            message_id,
+            partner,
+            url,
+            status,
+            bool(is_final),
+            payment_sum,
+            currency_iso,
+            parts_amount,
+            payload_hash,
+            version,
+            attempts + 1,
+            failures,
+            first_pending_at or now,
+            probe,
+        )
+        for (
+            message_id,
+            attempts,
+            failures,
+            first_pending_at,
+            partner,
+            url,
+            status,
+            is_final,
+            payment_sum,
+            currency_iso,
+            parts_amount,
+            payload_hash,
+            version,
+        ) in rows
+    ]
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A time as ``UTCDateTime`` stores it on SQLite (naive UTC text, so text order is
+    time order)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def claim_due_deliveries(
@@ -221,63 +285,17 @@ def claim_due_deliveries(
             "lease_until": lease_until,
             "send_intermediate": send_intermediate,
         }
-        rows = _claim_rows(
+        items = _claim_rows(
             conn,
             limit=limit,
             partner_filter=partner.not_in(open_partners) if open_partners else true(),
             after=after,
             **common,
         )
-        cursor = max((row[0] for row in rows), default=None)
-        probe_ids: set[str] = set()
+        cursor = items[-1].message_id if items else None
         for name in sorted(probes):
-            got = _claim_rows(conn, limit=1, partner_filter=partner == name, **common)
-            probe_ids.update(row[0] for row in got)
-            rows.extend(got)
-        items = _read_states(conn, rows, probe_ids)
-    return Claim(owner, lease_until, items, cursor)
-
-
-def _read_states(
-    conn: Connection, rows: list[tuple[str, int, int, datetime]], probe_ids: set[str]
-) -> list[ClaimedItem]:
-    if not rows:
-        return []
-    leased = {row[0]: row for row in rows}
-    states = conn.execute(
-        select(
-            ms.c.message_id,
-            partner_expr().label("partner"),
-            ms.c.delivery_callback_url,
-            ms.c.status,
-            ms.c.is_final,
-            ms.c.payment_sum,
-            ms.c.currency_iso,
-            ms.c.parts_amount,
-            ms.c.payload_hash,
-            ms.c.version,
-        ).where(ms.c.message_id.in_(list(leased)))
-    ).all()
-    items = []
-    for s in states:
-        _, attempt, failures, first_pending_at = leased[s.message_id]
-        items.append(
-            ClaimedItem(
-                message_id=s.message_id,
-                partner=s.partner,
-                delivery_callback_url=s.delivery_callback_url,
-                status=s.status,
-                is_final=bool(s.is_final),
-                payment_sum=s.payment_sum,
-                currency_iso=s.currency_iso,
-                parts_amount=s.parts_amount,
-                payload_hash=s.payload_hash,
-                version=s.version,
-                attempt=attempt,
-                failures=failures,
-                first_pending_at=first_pending_at,
-                probe=s.message_id in probe_ids,
+            items.extend(
+                _claim_rows(conn, limit=1, partner_filter=partner == name, probe=True, **common)
             )
-        )
     items.sort(key=lambda item: item.message_id)
-    return items
+    return Claim(owner, lease_until, items, cursor)
