@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 import click
 
+# Registers the "Dispatch attempts" section; imported here, not in the projector, so the
+# projector does not depend on the dispatcher.
+import pipeline.dispatch.explain  # noqa: F401
 from pipeline.cli.context import EXIT_FAILURE, app_context, fail, friendly_errors
 from pipeline.domain.tariffs import TariffError
 from pipeline.projector.explain import AsOf, explain_message, render_text

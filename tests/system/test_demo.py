@@ -25,4 +25,13 @@ def test_demo_runs_end_to_end_and_prints_the_results(db_url: str, tmp_path: Path
     assert "conflicting_final  message 232681" in out
     assert "no_tariff          message 232682" in out
     assert "demo-partner-token" not in out + result.stderr
-    assert (tmp_path / "demo.yaml").exists()
+    config = tmp_path / "demo.yaml"
+    explained = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "explain", "232681"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stderr
+    trail = explained.stdout
+    assert trail.index("Events") < trail.index("State") < trail.index("Dispatch attempts")
+    assert "conflicting_final" in trail
+    assert "-> 200: acknowledged" in trail
