@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from aiohttp import web
-
+from pipeline import serving
 from pipeline.sandbox.app import MaskedAccessLogger, build_sandbox_app
 from pipeline.sandbox.config import SandboxConfig
 
@@ -17,8 +14,8 @@ from pipeline.sandbox.config import SandboxConfig
 SHUTDOWN_TIMEOUT = 2.0
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _runner_options() -> dict[str, object]:
+    return {"access_log_class": MaskedAccessLogger, "shutdown_timeout": SHUTDOWN_TIMEOUT}
 
 
 @asynccontextmanager
@@ -31,33 +28,15 @@ async def running_sandbox(
     ``f"{url}/smsprovider/status/callback/{T}"``. Port 0 picks a free port. The server stops,
     hanging requests included, when the block ends.
     """
-    runner = web.AppRunner(
-        build_sandbox_app(config),
-        access_log_class=MaskedAccessLogger,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        yield _url(bound_host, bound_port)
-    finally:
-        await runner.cleanup()
+    app = build_sandbox_app(config)
+    async with serving.running_app(app, host=host, port=port, **_runner_options()) as url:
+        yield url
 
 
 async def serve_until_signalled(
     config: SandboxConfig, *, host: str, port: int, on_ready: Callable[[str], None]
 ) -> None:
     """Run a sandbox until SIGTERM or SIGINT, calling ``on_ready(url)`` once it listens."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with running_sandbox(config, host=host, port=port) as url:
-            on_ready(url)
-            await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+    await serving.serve_until_signalled(
+        build_sandbox_app(config), host=host, port=port, on_ready=on_ready, **_runner_options()
+    )
