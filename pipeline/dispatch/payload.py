@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from pipeline.domain.money import currency_exponent
 
@@ -53,9 +54,17 @@ def payment_sum_text(amount: Decimal, currency: str) -> str:
 
     Refuses (rather than rounds) an amount with more decimals than the currency has: the
     projector rounds once, and a second rounding here would hide its bug from finance.
+    Prices repeat across thousands of messages, so the text is remembered per (amount,
+    sign, currency); a refusal is not remembered and is raised again each time.
     """
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise PayloadError(f"payment_sum must be a finite Decimal, got {amount!r}")
+    # The sign is part of the key: Decimal("-0") == Decimal("0") but prints differently.
+    return _payment_sum_text(amount, amount.is_signed(), currency)
+
+
+@lru_cache(maxsize=4096)
+def _payment_sum_text(amount: Decimal, _signed: bool, currency: str) -> str:
     if amount < 0:
         raise PayloadError(f"payment_sum must not be negative, got {amount}")
     exponent = currency_exponent(currency)

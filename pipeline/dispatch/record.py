@@ -120,18 +120,26 @@ def record_in(conn: Connection, owned: Sequence[tuple[str, Resolution]], *, now:
         close_circuit(conn, partner, now=now)
 
 
-#: Raise the acknowledged payload, never lower it (whichever claim records it).
-_ACK_VERSION_SQL = (
-    "UPDATE deliveries SET acked_hash = ?, acked_version = ?, acked_at = ? "
-    "WHERE message_id = ? AND (acked_version IS NULL OR acked_version <= ?)"
-)
-#: The rest of an acknowledgement, only while this claim still owns the lease.
-_ACK_STATE_SQL = (
+#: An acknowledgement by the claim that still owns the lease: everything in one statement.
+#: (While a claim owns the lease no other claim can have recorded an acknowledgement, so
+#: the version guard is only a second line of defence here.)
+_ACK_OWNED_SQL = (
     "UPDATE deliveries SET state = 'acknowledged', failures = 0, last_status_code = ?, "
     "last_altegio_code = NULL, last_error = NULL, last_attempt_at = ?, sent_hash = ?, "
     "sent_version = ?, held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, "
-    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ? "
+    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?, "
+    "acked_hash = CASE WHEN acked_version IS NULL OR acked_version <= ? "
+    "THEN ? ELSE acked_hash END, "
+    "acked_at = CASE WHEN acked_version IS NULL OR acked_version <= ? THEN ? ELSE acked_at END, "
+    "acked_version = CASE WHEN acked_version IS NULL OR acked_version <= ? "
+    "THEN ? ELSE acked_version END "
     "WHERE message_id = ? AND lease_owner = ?"
+)
+#: An acknowledgement whose claim lost its lease still raises the acknowledged payload
+#: (never lowers it) and leaves the rest of the row to the claim that owns it now.
+_ACK_VERSION_SQL = (
+    "UPDATE deliveries SET acked_hash = ?, acked_version = ?, acked_at = ? "
+    "WHERE message_id = ? AND (acked_version IS NULL OR acked_version <= ?)"
 )
 
 
@@ -150,21 +158,15 @@ def _driver_time(conn: Connection, value: datetime) -> object:
 def _record_acks(
     conn: Connection, acked: Sequence[tuple[str, Resolution]], *, now: datetime
 ) -> None:
-    """Acknowledgements of the whole group in two executemany statements.
+    """Acknowledgements of the whole group in one executemany statement (two when a claim
+    lost its lease).
 
     Written in the driver's own SQL: these run for every status sent, and SQLAlchemy's
     per-row parameter processing cost more than the updates themselves.
     """
     at = _driver_time(conn, now)
-    conn.exec_driver_sql(
-        _driver_sql(conn, _ACK_VERSION_SQL),
-        [
-            (r.item.payload_hash, r.item.version, at, r.item.message_id, r.item.version)
-            for _, r in acked
-        ],
-    )
-    conn.exec_driver_sql(
-        _driver_sql(conn, _ACK_STATE_SQL),
+    owned = conn.exec_driver_sql(
+        _driver_sql(conn, _ACK_OWNED_SQL),
         [
             (
                 r.outcome.http_status if r.outcome else None,
@@ -172,12 +174,28 @@ def _record_acks(
                 r.item.payload_hash,
                 r.item.version,
                 at,
+                r.item.version,
+                r.item.payload_hash,
+                r.item.version,
+                at,
+                r.item.version,
+                r.item.version,
                 r.item.message_id,
                 owner,
             )
             for owner, r in acked
         ],
-    )
+    ).rowcount
+    if owned != len(acked):
+        # Some claim lost its lease (or the driver does not sum rowcounts): raise the
+        # acknowledged payload for all of them; for rows just written this changes nothing.
+        conn.exec_driver_sql(
+            _driver_sql(conn, _ACK_VERSION_SQL),
+            [
+                (r.item.payload_hash, r.item.version, at, r.item.message_id, r.item.version)
+                for _, r in acked
+            ],
+        )
     # The cause of every per-message dispatcher mismatch is gone once Altegio took it.
     still_open = conn.execute(
         select(mismatches.c.message_id, mismatches.c.kind).where(
