@@ -1,12 +1,16 @@
 """Ingest throughput: N concurrent clients posting Kannel DLRs to ``smsrecon serve``.
 
-The same clients then hit a bare aiohttp handler that answers 200 at once, in a process of
-its own like the server, so the ratio shows what parsing, group commit and the database
-cost over HTTP alone. Every DLR is distinct; afterwards the log must hold exactly one event
-per request (checked). Goal on SQLite: ratio >= 0.5.
+The same clients, payloads and concurrency also hit a bare aiohttp handler that answers
+200 at once. Each server is a process of its own, apart from the client's, so the ratio
+shows what authentication, parsing, group commit (committed before the 200) and metrics
+cost over HTTP alone. Both servers run side by side for the whole bench and are warmed up
+first; rounds then alternate them (A B, B A, A B, ...) so that drifting load on a shared
+machine falls on both, and the median of the per-round ratios is reported with its range.
+Every DLR is distinct; afterwards the log must hold exactly one event per request sent to
+``smsrecon serve`` (checked). Goal on SQLite: ratio >= 0.5.
 
-    .venv/bin/python bench/ingest.py [--clients 50] [--requests 5000] [--rounds 3]
-                                     [--database-url URL]
+    .venv/bin/python bench/ingest.py [--clients 50] [--requests 3000] [--rounds 7]
+                                     [--warmup 1000] [--database-url URL] [--pin]
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ import argparse
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """
@@ -36,26 +44,24 @@ carriers:
     timezone: Europe/Moscow
 """
 BARE = """
-import sys
+import asyncio
 from aiohttp import web
 
 async def ok(request):
     await request.read()
     return web.Response(text="OK")
 
-app = web.Application()
-app.router.add_route("*", "/v1/dlr/{carrier}", ok)
 async def main():
+    app = web.Application()
+    app.router.add_route("*", "/v1/dlr/{carrier}", ok)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
     print(f"listening on http://{host}:{port}", flush=True)
-    import asyncio
     await asyncio.Event().wait()
 
-import asyncio
 asyncio.run(main())
 """
 
@@ -79,33 +85,56 @@ def query(i: int) -> dict[str, str]:
     }
 
 
-async def drive(base: str, clients: int, total: int, offset: int = 0) -> float:
-    """Requests per second for ``total`` DLRs over ``clients`` concurrent connections."""
-    counter = iter(range(offset, offset + total))
+def urls(base: str, first: int, count: int) -> list[URL]:
+    """The request URLs, encoded before the clock starts (the same work for both servers)."""
+    return [
+        URL(f"{base}/v1/dlr/bench?{urlencode(query(i))}", encoded=True)
+        for i in range(first, first + count)
+    ]
+
+
+async def drive(targets: list[URL], clients: int) -> float:
+    """Requests per second for ``targets`` over ``clients`` concurrent keep-alive connections.
+
+    Every answer must be 200: a rate of failed requests would measure nothing.
+    """
+    pending = iter(targets)
     failures: list[int] = []
 
     async def client(session: aiohttp.ClientSession) -> None:
-        for i in counter:
-            async with session.get(f"{base}/v1/dlr/bench", params=query(i)) as response:
+        for url in pending:
+            async with session.get(url) as response:
                 await response.read()
                 if response.status != 200:
                     failures.append(response.status)
 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
-        # Warm-up (connections, imports) outside the measurement.
-        async with session.get(f"{base}/v1/dlr/bench", params=query(offset + total)) as response:
-            await response.read()
+        # Open the connections outside the measurement.
+        await asyncio.gather(*(_ping(session, targets[0]) for _ in range(clients)))
         started = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(clients)))
         elapsed = time.perf_counter() - started
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, e.g. HTTP {failures[0]}")
-    return total / elapsed
+    return len(targets) / elapsed
 
 
-def start(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+async def _ping(session: aiohttp.ClientSession, url: URL) -> None:
+    # Same URL every time: after the first, the server answers it as a duplicate.
+    async with session.get(url) as response:
+        await response.read()
+
+
+def start(
+    command: list[str], env: dict[str, str], cpu: int | None
+) -> tuple[subprocess.Popen[str], str]:
+    preexec: Callable[[], None] | None = None
+    if cpu is not None:
+        preexec = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT, preexec_fn=preexec
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     match = re.match(r"listening on (http://\S+)", line)
@@ -123,11 +152,17 @@ def stop(process: subprocess.Popen[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=3000, help="per server per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=1000, help="requests per server, unmeasured")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--commit-interval-ms", type=int, default=5)
+    parser.add_argument("--commit-interval-ms", type=int, default=0)
     parser.add_argument("--commit-max-events", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3, help="best of N alternating rounds")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the client on CPU 0 and both servers on CPU 1 (needs 2 CPUs)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -136,6 +171,14 @@ def main() -> None:
     from pipeline.db import schema
     from pipeline.db.engine import Database
     from pipeline.db.tables import events
+
+    client_cpu = server_cpu = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        client_cpu, server_cpu = cpus[0], cpus[1]
+        os.sched_setaffinity(0, {client_cpu})
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
@@ -148,54 +191,57 @@ def main() -> None:
             CONFIG.format(interval=args.commit_interval_ms, max_events=args.commit_max_events)
         )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        serve_cmd = [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "--config",
-            str(config),
-            "--database-url",
-            url,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ]
-        # Rounds alternate the two servers and the best of each is kept: on a shared machine
-        # the noise is other work stealing the CPU, which only ever makes a round slower.
+        serve_cmd = [sys.executable, "-m", "pipeline", "--config", str(config)]
+        serve_cmd += ["--database-url", url, "serve", "--host", "127.0.0.1", "--port", "0"]
+        server, served_base = start(serve_cmd, env, server_cpu)
+        bare, bare_base = start([sys.executable, "-c", BARE], env, server_cpu)
         served_rates: list[float] = []
-        baseline_rates: list[float] = []
-        for round_number in range(args.rounds):
-            offset = round_number * (args.requests + 1)
-            server, base = start(serve_cmd, env)
-            try:
-                served_rates.append(asyncio.run(drive(base, args.clients, args.requests, offset)))
-            finally:
-                stop(server)
-            bare, bare_base = start([sys.executable, "-c", BARE], env)
-            try:
-                baseline_rates.append(
-                    asyncio.run(drive(bare_base, args.clients, args.requests, offset))
-                )
-            finally:
-                stop(bare)
+        bare_rates: list[float] = []
+        sent = 0
+        try:
+            # Warm-up: imports, connection pools, the database file, CPU caches.
+            asyncio.run(drive(urls(served_base, 0, args.warmup), args.clients))
+            asyncio.run(drive(urls(bare_base, 0, args.warmup), args.clients))
+            sent = args.warmup
+            for round_number in range(args.rounds):
+                served_urls = urls(served_base, sent, args.requests)
+                bare_urls = urls(bare_base, sent, args.requests)
+                sent += args.requests
+                # A B, then B A: neither server always runs first (or last) in a round.
+                if round_number % 2 == 0:
+                    served_rates.append(asyncio.run(drive(served_urls, args.clients)))
+                    bare_rates.append(asyncio.run(drive(bare_urls, args.clients)))
+                else:
+                    bare_rates.append(asyncio.run(drive(bare_urls, args.clients)))
+                    served_rates.append(asyncio.run(drive(served_urls, args.clients)))
+        finally:
+            stop(bare)
+            stop(server)
         with db.read() as conn:
             stored = (conn.scalar(select(func.count()).select_from(events)) or 0) - before
         db.dispose()
-        expected = args.rounds * (args.requests + 1)
-        if stored != expected:
-            raise SystemExit(f"expected {expected} events, the log holds {stored}")
-        served, baseline = max(served_rates), max(baseline_rates)
+        if stored != sent:
+            raise SystemExit(f"sent {sent} distinct DLRs, the log holds {stored} new events")
 
+    ratios = sorted(s / b for s, b in zip(served_rates, bare_rates, strict=True))
     backend = url.split(":", 1)[0].split("+", 1)[0]
+    pinned = ", client on CPU 0 and servers on CPU 1" if args.pin else ""
     print(
-        f"clients {args.clients}, requests {args.requests}, backend {backend}, "
-        f"best of {args.rounds} rounds"
+        f"clients {args.clients}, {args.requests} requests per server per round, "
+        f"{args.rounds} alternating rounds after {args.warmup} warm-up, backend {backend}{pinned}"
     )
-    print(f"smsrecon serve: {served:,.0f} req/s (every DLR committed once: {stored} events)")
-    print(f"bare aiohttp:   {baseline:,.0f} req/s")
-    print(f"ratio:          {served / baseline:.2f}")
+    print(f"smsrecon serve: {_spread(served_rates)} (every DLR committed once: {stored} events)")
+    print(f"bare aiohttp:   {_spread(bare_rates)}")
+    print(
+        f"ratio:          median {statistics.median(ratios):.2f} "
+        f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
+def _spread(rates: list[float]) -> str:
+    return (
+        f"median {statistics.median(rates):,.0f} req/s (range {min(rates):,.0f}-{max(rates):,.0f})"
+    )
 
 
 if __name__ == "__main__":
