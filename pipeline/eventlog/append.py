@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
@@ -56,17 +56,22 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     # now is one of ours: reading them back gives each stored key its position without
     # RETURNING, which lets the driver's own executemany do the insert (psycopg pipelines
     # it; SQLAlchemy's multi-VALUES RETURNING costs more than the insert itself).
-    before = conn.scalar(select(func.max(events.c.position))) or 0
-    recorded_at = utc_now()
-    to_row = _row_for_sqlite if conn.dialect.name == "sqlite" else _row_for_postgres
-    conn.exec_driver_sql(
-        _insert_sql(conn.dialect.name), [to_row(e, recorded_at) for e in unique.values()]
+    # Plain SQL through the driver: these run once per transaction on the ingest hot path,
+    # where SQLAlchemy's statement compilation and result processing cost more than the
+    # queries themselves.
+    before = conn.exec_driver_sql("SELECT max(position) FROM events").scalar() or 0
+    sqlite = conn.dialect.name == "sqlite"
+    recorded_at: object = utc_now()
+    if sqlite:
+        recorded_at = _sqlite_time(recorded_at)  # type: ignore[arg-type]
+        rows = [_row_for_sqlite(e, recorded_at) for e in unique.values()]
+    else:
+        rows = [_row_for_postgres(e, recorded_at) for e in unique.values()]
+    conn.exec_driver_sql(_insert_sql(conn.dialect.name), rows)
+    read_back = "SELECT dedup_key, position FROM events WHERE position > " + (
+        "?" if sqlite else "%s"
     )
-    stored = dict(
-        conn.execute(
-            select(events.c.dedup_key, events.c.position).where(events.c.position > before)
-        ).all()
-    )
+    stored = dict(conn.exec_driver_sql(read_back, (before,)).all())
     appended = []
     for key, event in unique.items():
         if key in stored:
@@ -96,21 +101,21 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _row_for_sqlite(e: NewEvent, recorded_at: datetime) -> tuple[object, ...]:
+def _row_for_sqlite(e: NewEvent, recorded_at: object) -> tuple[object, ...]:
     return (
         e.type,
         e.message_id,
         e.carrier,
         e.carrier_message_id,
         _sqlite_time(e.occurred_at),
-        _sqlite_time(recorded_at),
+        recorded_at,
         e.source,
         _dumps(e.payload),
         e.dedup_key,
     )
 
 
-def _row_for_postgres(e: NewEvent, recorded_at: datetime) -> tuple[object, ...]:
+def _row_for_postgres(e: NewEvent, recorded_at: object) -> tuple[object, ...]:
     return (
         e.type,
         e.message_id,
