@@ -206,9 +206,23 @@ class Dispatcher:
             else:
                 routed.append(decided)
         self._record(refused, claim)
-        for batch in self._batches(routed):
+        batches = self._batches(routed)
+        for n, batch in enumerate(batches):
             put = asyncio.ensure_future(queue.put((claim, batch)))
-            await self._until(put, senders)
+            try:
+                await self._until(put, senders)
+            except BaseException:
+                # Failure policy: the run is ending (cancelled or failed) while this claim
+                # waits for room in the queue; its batches not queued yet are given back
+                # now like the queued ones (see ``run``), else the lease runs out.
+                if not put.done() or put.cancelled():
+                    put.cancel()
+                    rest = batches[n:]
+                else:
+                    rest = batches[n + 1 :]
+                for unsent in rest:
+                    self._release(claim, unsent)
+                raise
 
     async def _drain(
         self, queue: asyncio.Queue[tuple[Claim, list[Routed]]], senders: list[asyncio.Task[None]]
@@ -220,11 +234,17 @@ class Dispatcher:
     async def _until(
         self, waiter: asyncio.Future[object], senders: list[asyncio.Task[None]]
     ) -> None:
-        """Await ``waiter``, but raise at once if a sender died (its error)."""
-        await asyncio.wait({waiter, *senders}, return_when=asyncio.FIRST_COMPLETED)
+        """Await ``waiter``, but raise at once if a sender or the record writer died (with
+        its error): nothing more is claimed or sent once results can no longer be kept."""
+        watched = {*senders, self._records.task}
+        try:
+            await asyncio.wait({waiter, *watched}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            waiter.cancel()
+            raise
         if not waiter.done():
             waiter.cancel()
-            for task in senders:
+            for task in watched:
                 if task.done():
                     task.result()
             raise RuntimeError("a dispatch sender stopped")
@@ -247,8 +267,12 @@ class Dispatcher:
         while not queue.empty():
             claim, batch = queue.get_nowait()
             queue.task_done()
-            self._summary.claimed -= len(batch)
-            self._records.submit(claim.owner, [_unsent(r.item) for r in batch])
+            self._release(claim, batch)
+
+    def _release(self, claim: Claim, batch: list[Routed]) -> None:
+        """Give back a claimed batch that was never sent (no attempt is counted)."""
+        self._summary.claimed -= len(batch)
+        self._records.submit(claim.owner, [_unsent(r.item) for r in batch])
 
     def _progress(self) -> int:
         s = self._summary
@@ -472,6 +496,12 @@ class RecordQueue:
     async def __aenter__(self) -> RecordQueue:
         self._task = asyncio.create_task(self._write_loop())
         return self
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        """The writer; done before the end only when a write failed."""
+        assert self._task is not None
+        return self._task
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
