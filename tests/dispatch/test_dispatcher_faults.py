@@ -98,7 +98,9 @@ async def test_two_dispatcher_processes_deliver_each_change_once_and_in_order(
 ) -> None:
     ids = [f"p{n:03d}" for n in range(120)]
     database_url = pg_db.engine.url.render_as_string(hide_password=False)
-    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), latency_ms=3)) as url:
+    # Latency long enough that a stage outlasts the two processes' start-up skew (else one
+    # of them may find the work done and the test would not show them sharing it).
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), latency_ms=40)) as url:
         config = tmp_path / "config.yaml"
         config.write_text(
             yaml.safe_dump(
