@@ -383,6 +383,15 @@ class Dispatcher:
     ) -> list[Resolution]:
         """One Resolution per message for the answer its request got."""
         now = self.clock()
+        if outcome is not None and outcome.action == "acknowledged":
+            # The common case, kept lean: one masking per batch (one token per batch).
+            error = self._mask(outcome.text, batch[0].token) if batch else None
+            acked = [
+                Resolution(r.item, "acknowledged", outcome, r.masked_url, None, error)
+                for r in batch
+            ]
+            self._summary.acknowledged += len(acked)
+            return acked
         out = []
         for r in batch:
             item = r.item

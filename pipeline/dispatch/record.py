@@ -12,8 +12,8 @@ Two guards keep a late answer from undoing newer knowledge:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -57,7 +57,8 @@ class Resolution:
     next_attempt_at: datetime | None = None
     #: For "circuit": when the partner's probe is due.
     probe_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: More detail for the mismatch, if any.
+    extra: Mapping[str, Any] | None = None
 
 
 def record_resolutions(
@@ -249,7 +250,7 @@ def _record_failure(conn: Connection, res: Resolution, *, owner: str, now: datet
         "payload_hash": item.payload_hash,
         "version": item.version,
         "attempt": item.attempt,
-        **res.extra,
+        **(res.extra or {}),
     }
     if res.result == "circuit":
         open_circuit(conn, item.partner, res, now=now)
