@@ -6,8 +6,9 @@ For each backend, on a freshly migrated database:
 
 1. appends N events of realistic traffic (accepted, submitted, 8, 4, final; one message in
    ten long and reported per part; some reports before their submission);
-2. times a raw scan of the same rows by the bare driver (sqlite3 / psycopg, every column,
-   position order, fetched in chunks): the floor any reader pays;
+2. times a raw scan of the same rows by the bare driver (sqlite3 / psycopg cursor, every
+   column, position order, keyset batches of the projector's batch size, JSON payload
+   decoded): the floor any reader of the log pays;
 3. times ``catch_up`` from position 0 to the head (batch size 5,000): the projector;
 4. incremental cost: appends 1,000 new events and times projecting them, on this N-event
    log and on a 10,000-event log (ratio; goal <= 1.5);
@@ -19,6 +20,7 @@ Without --postgres-url a throwaway PostgreSQL server is started from the install
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import resource
 import sys
@@ -107,21 +109,31 @@ def fill(db: Database, start: int, count: int, seed: int) -> int:
 
 
 def raw_scan(db: Database) -> float:
-    """Seconds for the bare driver to read every event, in order, in chunks."""
+    """Seconds for the bare driver to read every event as the projector must: in position
+    order, in keyset batches of the projector's batch size (``position > last ORDER BY
+    position LIMIT n``), every column, the JSON payload decoded (psycopg decodes JSONB
+    itself; sqlite3 hands back text, decoded here with ``json.loads``)."""
     raw = db.engine.raw_connection()
+    mark = "%s" if db.is_postgres else "?"
+    sql = (
+        "SELECT position, type, message_id, carrier, carrier_message_id, occurred_at, "
+        f"recorded_at, source, payload, dedup_key FROM events WHERE position > {mark} "
+        f"ORDER BY position LIMIT {mark}"
+    )
+    loads = json.loads
     try:
         cursor = raw.cursor()
         started = time.perf_counter()
-        cursor.execute(
-            "SELECT position, type, message_id, carrier, carrier_message_id, occurred_at, "
-            "recorded_at, source, payload, dedup_key FROM events ORDER BY position"
-        )
-        rows = 0
+        last = 0
         while True:
-            got = cursor.fetchmany(5_000)
+            cursor.execute(sql, (last, BATCH))
+            got = cursor.fetchall()
             if not got:
                 break
-            rows += len(got)
+            payloads = [p if isinstance(p, dict) else loads(p) for *_r, p, _k in got]
+            assert len(payloads) == len(got)
+            last = got[-1][0]
+        raw.commit()
         elapsed = time.perf_counter() - started
         cursor.close()
     finally:

@@ -1,7 +1,9 @@
 """From a message's facts to what Altegio and finance see: status, parts, price, cost, problems.
 
 Pure: the same facts and rules always give the same view. Called after every event, so
-its answer never depends on how the log was cut into batches.
+its answer never depends on how the log was cut into batches. Because it runs that often,
+the costly steps that depend on a handful of values (counting a text's parts, selecting a
+tariff, pricing) are memoised: a message's text is counted once, not once per report.
 """
 
 from __future__ import annotations
@@ -38,13 +40,49 @@ class FoldRules:
     non_chargeable: frozenset[int] = frozenset({16, 52})
     rounding: str = "half_up"
     _memo: dict[tuple[Any, ...], TariffRule | None] = field(default_factory=dict, repr=False)
+    _prices: dict[tuple[Any, ...], tuple[Decimal, str]] = field(default_factory=dict, repr=False)
+    _parts: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+
+    #: Memo sizes: each memo is cleared when it reaches this, which bounds memory.
+    MEMO_LIMIT = 100_000
+
+    def computed_parts(self, text: str, channel: str) -> int:
+        """``count_parts(text, channel).parts``, memoised (a message's reports share its text)."""
+        key = (text, channel)
+        found = self._parts.get(key)
+        if found is None:
+            if len(self._parts) >= self.MEMO_LIMIT:
+                self._parts.clear()
+            found = self._parts[key] = count_parts(text, channel).parts
+        return found
+
+    def price(
+        self, tariff: TariffRule, parts: int, free: bool, status: int | None
+    ) -> tuple[Decimal, str]:
+        """(payment_sum, currency) by ``price_message``, memoised on what the price depends on."""
+        key = (tariff, parts, free, status in self.non_chargeable)
+        found = self._prices.get(key)
+        if found is None:
+            if len(self._prices) >= self.MEMO_LIMIT:
+                self._prices.clear()
+            quote = price_message(
+                parts=parts,
+                tariff=tariff,
+                free=free,
+                status=status,
+                non_chargeable=self.non_chargeable,
+                rounding=self.rounding,
+            )
+            assert quote.payment_sum is not None and quote.currency_iso is not None
+            found = self._prices[key] = (quote.payment_sum, quote.currency_iso)
+        return found
 
     def tariff_for(
         self, partner: str, channel: str, dispatch_type: str | None, phone: str, at: str
     ) -> TariffRule | None:
         key = (partner, channel, dispatch_type, phone, at)
         if key not in self._memo:
-            if len(self._memo) > 100_000:
+            if len(self._memo) >= self.MEMO_LIMIT:
                 self._memo.clear()
             self._memo[key] = select_tariff(
                 self.tariffs,
@@ -79,10 +117,25 @@ class MessageView:
         return (self.status, money, self.currency_iso, self.parts_amount)
 
 
+_HASHES: dict[tuple[Any, ...], str] = {}
+
+
 def payload_hash(payload: tuple[Any, ...]) -> str | None:
-    """sha256 of the payload as a JSON object; None while any of its fields is unknown."""
+    """sha256 of the payload as a JSON object; None while any of its fields is unknown.
+
+    Memoised: a few payloads (a status, a price, a currency, a count) cover most messages.
+    """
     if any(value is None for value in payload):
         return None
+    found = _HASHES.get(payload)
+    if found is None:
+        if len(_HASHES) >= FoldRules.MEMO_LIMIT:
+            _HASHES.clear()
+        found = _HASHES[payload] = _hash(payload)
+    return found
+
+
+def _hash(payload: tuple[Any, ...]) -> str:
     status, money, currency, parts = payload
     canonical = json.dumps(
         {"status": status, "payment_sum": money, "currency_iso": currency, "parts_amount": parts},
@@ -122,12 +175,17 @@ def _part_statuses(facts: MessageFacts, parts: int | None) -> dict[str, TrackSta
         grouped.setdefault(part_identity(facts, key), []).append(track)
     whole = grouped.pop(WHOLE, [])
     if not grouped:
-        return {WHOLE: track_status(merge_tracks(whole))} if whole else {}
+        return {WHOLE: _status_of(whole)} if whole else {}
     if parts and any(name.startswith("part:") for name in grouped):
         for n in range(1, parts + 1):
             grouped.setdefault(f"part:{n}", [])
     # A whole-message report speaks for every part.
-    return {name: track_status(merge_tracks(tracks + whole)) for name, tracks in grouped.items()}
+    return {name: _status_of(tracks + whole) for name, tracks in grouped.items()}
+
+
+def _status_of(tracks: list[Track]) -> TrackStatus:
+    # One track needs no merging (the common case: one report track per part).
+    return track_status(tracks[0] if len(tracks) == 1 else merge_tracks(tracks))
 
 
 def _carrier_cost(facts: MessageFacts) -> Cost | None:
@@ -154,7 +212,7 @@ def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
     reported_parts = carrier_parts(facts)
     computed = None
     if accepted is not None and accepted.text is not None:
-        computed = count_parts(accepted.text, accepted.channel).parts
+        computed = rules.computed_parts(accepted.text, accepted.channel)
     if reported_parts is not None:
         parts, parts_source = reported_parts, "carrier"
         if computed is not None and computed != reported_parts:
@@ -209,15 +267,7 @@ def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
                 "accepted_at": accepted.accepted_at,
             }
         else:
-            quote = price_message(
-                parts=parts,
-                tariff=tariff,
-                free=accepted.free,
-                status=status,
-                non_chargeable=rules.non_chargeable,
-                rounding=rules.rounding,
-            )
-            payment_sum, currency = quote.payment_sum, quote.currency_iso
+            payment_sum, currency = rules.price(tariff, parts, accepted.free, status)
 
     carrier = carrier_message_id = None
     if facts.submissions:

@@ -20,12 +20,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from pipeline.eventlog import StoredEvent, read_in
+from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import utc_now
 from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
 from pipeline.projector import store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
-from pipeline.projector.fold import MESSAGE_EVENTS, fold_event, parse_time_text, time_text
+from pipeline.projector.fold import MESSAGE_EVENTS, fold_into, parse_time_text, time_text
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.store import ProjectionTables
 
@@ -82,7 +82,7 @@ def project_batch(
         limit = min(limit, max(0, upto - position))
         if limit == 0:
             return BatchResult(position=position)
-    batch = read_in(conn, after=position, limit=limit).events
+    batch = store.read_events(conn, after=position, limit=limit)
     if upto is not None:
         batch = [e for e in batch if e.position <= upto]
     if not batch:
@@ -277,13 +277,15 @@ def _release(work: _Batch, pair: tuple[Any, Any], message_id: str, by: StoredEve
 def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | None = None) -> None:
     """Fold ``event`` into the message; ``at`` is the event being projected (for a held one)."""
     at = at or event
-    before = work.facts.get(message_id) or MessageFacts(message_id)
-    folded = fold_event(before, event, work.rules)
-    facts = folded.facts
+    facts = work.facts.get(message_id)
+    if facts is None:
+        facts = work.facts[message_id] = MessageFacts(message_id)
+    before_conditions = facts.conditions
+    view, changed = fold_into(facts, event, work.rules)
     if at is not event:
         facts.last_position = max(facts.last_position, at.position)
         facts.updated_at = time_text(at.recorded_at)
-    if folded.changed:
+    if changed:
         work.changed.add(message_id)
     if facts.accepted is None and facts.unaccepted_timer is None:
         deadline = _start_timer(work, at, "unaccepted", message_id=message_id)
@@ -294,9 +296,9 @@ def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | N
         _release_rows(work, [position])
         if _ran_out(work, parse_time_text(deadline_text)):
             _resolve(work, message_id, message_id, "unknown_message", at)
-    _diff_conditions(work, message_id, before.conditions, facts.conditions, at)
-    work.facts[message_id] = facts
-    work.views[message_id] = folded.view
+    if before_conditions or facts.conditions:
+        _diff_conditions(work, message_id, before_conditions, facts.conditions, at)
+    work.views[message_id] = view
 
 
 def _diff_conditions(

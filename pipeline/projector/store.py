@@ -7,15 +7,17 @@ All of them take a ``ProjectionTables``: the live tables, or a shadow set that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, MetaData, Table, delete, select, tuple_, update
+from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.tables import events
+from pipeline.db.types import money_text
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.read import row_to_event
 from pipeline.projector.derive import MessageView, payload_hash
@@ -156,47 +158,96 @@ def _time_text_of(value: datetime | None) -> str | None:
     return time_text(value) if value is not None else None
 
 
-def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
+#: message_state's columns in the order ``state_row`` gives its values.
+STATE_COLUMNS = (
+    "message_id", "partner", "phone", "channel", "dispatch_type", "delivery_callback_url",
+    "free", "carrier", "carrier_message_id", "status", "status_at", "is_final", "parts_amount",
+    "parts_source", "payment_sum", "currency_iso", "carrier_cost", "carrier_cost_currency",
+    "accepted_at", "last_position", "version", "payload_hash", "updated_at", "fold_state",
+)  # fmt: skip
+
+
+def state_row(facts: MessageFacts, view: MessageView) -> tuple[Any, ...]:
+    """The message_state row of one message, as Python values in ``STATE_COLUMNS`` order."""
     accepted = facts.accepted
     payload = facts.payload or view.payload
-    return {
-        "message_id": facts.message_id,
-        "partner": accepted.partner if accepted else None,
-        "phone": accepted.phone if accepted else None,
-        "channel": accepted.channel if accepted else None,
-        "dispatch_type": accepted.dispatch_type if accepted else None,
-        "delivery_callback_url": accepted.delivery_callback_url if accepted else None,
-        "free": bool(accepted.free) if accepted else False,
-        "carrier": view.carrier,
-        "carrier_message_id": view.carrier_message_id,
-        "status": view.status,
-        "status_at": parse_time_text(view.status_at) if view.status_at else None,
-        "is_final": view.is_final,
-        "parts_amount": view.parts_amount,
-        "parts_source": view.parts_source,
-        "payment_sum": view.payment_sum,
-        "currency_iso": view.currency_iso,
-        "carrier_cost": view.carrier_cost,
-        "carrier_cost_currency": view.carrier_cost_currency,
-        "accepted_at": datetime.fromisoformat(accepted.accepted_at) if accepted else None,
-        "last_position": facts.last_position,
-        "version": facts.version,
-        "payload_hash": payload_hash(payload),
-        "updated_at": parse_time_text(facts.updated_at) if facts.updated_at else None,
-        "fold_state": facts.to_json(),
-    }
+    return (
+        facts.message_id,
+        accepted.partner if accepted else None,
+        accepted.phone if accepted else None,
+        accepted.channel if accepted else None,
+        accepted.dispatch_type if accepted else None,
+        accepted.delivery_callback_url if accepted else None,
+        bool(accepted.free) if accepted else False,
+        view.carrier,
+        view.carrier_message_id,
+        view.status,
+        parse_time_text(view.status_at) if view.status_at else None,
+        view.is_final,
+        view.parts_amount,
+        view.parts_source,
+        view.payment_sum,
+        view.currency_iso,
+        view.carrier_cost,
+        view.carrier_cost_currency,
+        datetime.fromisoformat(accepted.accepted_at) if accepted else None,
+        facts.last_position,
+        facts.version,
+        payload_hash(payload),
+        parse_time_text(facts.updated_at) if facts.updated_at else None,
+        facts.to_json(),
+    )
 
 
-def save_states(conn: Connection, tables: ProjectionTables, rows: Sequence[dict]) -> None:
+_TIMES = frozenset({"status_at", "accepted_at", "updated_at"})
+_MONEY = frozenset({"payment_sum", "carrier_cost"})
+
+
+def _driver_values(row: tuple[Any, ...], postgres: bool) -> tuple[Any, ...]:
+    """What the column types would bind (Money as text, UTC times, JSON), done by hand."""
+    out = list(row)
+    for i, name in enumerate(STATE_COLUMNS):
+        value = out[i]
+        if value is None:
+            continue
+        if name in _MONEY:
+            out[i] = money_text(value)
+        elif name in _TIMES and not postgres:
+            # SQLite stores naive UTC text in SQLAlchemy's format, so text order is time order.
+            out[i] = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    last = len(STATE_COLUMNS) - 1
+    out[last] = _jsonb(out[last]) if postgres else json.dumps(out[last], separators=(",", ":"))
+    return tuple(out)
+
+
+def _jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
+
+def save_states(conn: Connection, tables: ProjectionTables, rows: Sequence[tuple]) -> None:
+    """Upsert the rows in one driver ``executemany`` (INSERT ... ON CONFLICT DO UPDATE).
+
+    Through the driver because SQLAlchemy's per-row parameter processing cost more than
+    deriving the row; ``_driver_values`` binds exactly what the column types would.
+    """
     if not rows:
         return
-    st = tables.state
-    stmt = _insert(conn, st)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["message_id"],
-        set_={c.name: stmt.excluded[c.name] for c in st.c if c.name != "message_id"},
+    postgres = conn.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    names = ", ".join(STATE_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
+    sql = (
+        f"INSERT INTO {tables.state.name} ({names}) "
+        f"VALUES ({', '.join([mark] * len(STATE_COLUMNS))}) "
+        f"ON CONFLICT (message_id) DO UPDATE SET {updates}"
     )
-    conn.execute(stmt, list(rows))
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, [_driver_values(row, postgres) for row in rows])
+    finally:
+        cursor.close()
 
 
 # -- correlations and held reports --------------------------------------------------------
@@ -206,16 +257,30 @@ def load_correlations(
     conn: Connection, tables: ProjectionTables, pairs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], str]:
     co = tables.correlations
-    wanted = sorted(set(pairs))
     out: dict[tuple[str, str], str] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start : start + IN_CHUNK]
-        cond = tuple_(co.c.carrier, co.c.carrier_message_id).in_(chunk)
+    for carrier, ids in _by_carrier(pairs):
+        cond = and_(co.c.carrier == carrier, co.c.carrier_message_id.in_(ids))
         for row in conn.execute(
             select(co.c.carrier, co.c.carrier_message_id, co.c.message_id).where(cond)
         ):
             out[(row.carrier, row.carrier_message_id)] = row.message_id
     return out
+
+
+def _by_carrier(pairs: Iterable[tuple[str, str]]) -> Iterable[tuple[str, list[str]]]:
+    """(carrier, up to IN_CHUNK ids) groups of the pairs.
+
+    ``carrier = ? AND carrier_message_id IN (...)`` searches the (carrier,
+    carrier_message_id) index on both engines; a row-value ``IN (VALUES ...)`` makes
+    SQLite scan the whole table, which made every batch cost in proportion to the log.
+    """
+    grouped: dict[str, set[str]] = {}
+    for carrier, cmid in pairs:
+        grouped.setdefault(carrier, set()).add(cmid)
+    for carrier in sorted(grouped):
+        ids = sorted(grouped[carrier])
+        for start in range(0, len(ids), IN_CHUNK):
+            yield carrier, ids[start : start + IN_CHUNK]
 
 
 def save_correlations(conn: Connection, tables: ProjectionTables, rows: Sequence[dict]) -> None:
@@ -231,11 +296,9 @@ def held_for(
 ) -> dict[tuple[str, str], list[Any]]:
     """Held (uncorrelated) reports for these carrier ids, in position order."""
     held = tables.held
-    wanted = sorted(set(pairs))
     out: dict[tuple[str, str], list[Any]] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start : start + IN_CHUNK]
-        cond = tuple_(held.c.carrier, held.c.carrier_message_id).in_(chunk)
+    for carrier, ids in _by_carrier(pairs):
+        cond = and_(held.c.carrier == carrier, held.c.carrier_message_id.in_(ids))
         stmt = select(held).where(held.c.kind == "uncorrelated", cond).order_by(held.c.position)
         for row in conn.execute(stmt):
             out.setdefault((row.carrier, row.carrier_message_id), []).append(row)
@@ -269,6 +332,64 @@ def release(conn: Connection, tables: ProjectionTables, positions: Sequence[int]
     for start in range(0, len(positions), IN_CHUNK):
         chunk = list(positions[start : start + IN_CHUNK])
         conn.execute(delete(held).where(held.c.position.in_(chunk)))
+
+
+# -- reading the log ----------------------------------------------------------------------
+
+_EVENT_COLUMNS = (
+    "position, type, message_id, carrier, carrier_message_id, occurred_at, recorded_at, "
+    "source, payload, dedup_key"
+)
+
+
+def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent]:
+    """Up to ``limit`` events after ``after``, in position order, in ``conn``'s transaction.
+
+    The same gap-free query as ``pipeline.eventlog.read_in`` (see its module), but through
+    the driver's own cursor: SQLAlchemy's per-row result processing cost more than folding
+    the row. Times come back tz-aware UTC and the payload decoded, exactly as ``read_in``
+    gives them.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > {mark} "
+            f"ORDER BY position LIMIT {mark}",
+            (after, limit),
+        )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if postgres:
+        return [
+            StoredEvent(
+                p, t, m, c, cm, _utc(o), _utc(r), s, d if isinstance(d, dict) else json.loads(d), k
+            )
+            for p, t, m, c, cm, o, r, s, d, k in rows
+        ]
+    parse = datetime.fromisoformat
+    loads = json.loads
+    return [
+        StoredEvent(
+            p,
+            t,
+            m,
+            c,
+            cm,
+            parse(o).replace(tzinfo=UTC),
+            parse(r).replace(tzinfo=UTC),
+            s,
+            loads(d),
+            k,
+        )
+        for p, t, m, c, cm, o, r, s, d, k in rows
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def events_at(conn: Connection, positions: Sequence[int]) -> list[StoredEvent]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from pipeline.config import load_settings
 from pipeline.db.engine import Database
@@ -21,8 +21,8 @@ from pipeline.eventlog import append
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.replay import verify
-from pipeline.projector.runner import run_project
-from pipeline.projector.store import CHECKPOINT
+from pipeline.projector.runner import catch_up, head_position, run_project
+from pipeline.projector.store import CHECKPOINT, LIVE
 from pipeline.projector.tables import projector_checkpoints
 from tests.projector.traffic import traffic
 
@@ -54,29 +54,94 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
     return False
 
 
+def _reset(db: Database) -> None:
+    """Forget the projection (not the log), so that every trial projects the same log."""
+    with db.write() as conn:
+        for table in (LIVE.state, LIVE.mismatches, LIVE.correlations, LIVE.held, LIVE.checkpoints):
+            conn.execute(delete(table))
+
+
 def test_sigkill_at_random_moments_never_loses_or_doubles_anything(
     db: Database, db_url: str
 ) -> None:
+    """``smsrecon project`` is killed at random moments inside its run, then a new run
+    catches up and a replay from scratch finds no difference.
+
+    Each trial's process is started while the test holds the projector lock (it waits with
+    ``--wait``), so its start-up overlaps the previous trial's checks; releasing the lock
+    sets it going. The kill comes after the first checkpoint moved plus a random delay drawn
+    from a calibrated run's duration, and the test asserts that at least two kills in three
+    landed mid-run (checkpoint strictly between 0 and the head), so the trials cannot pass
+    vacuously.
+    """
     rng = random.Random(20260115)
-    settings = load_settings(None, {"database.url": db_url}, environ={})
     rules = FoldRules()
-    killed_mid_run = 0
+    append(db, traffic(seed=3, messages=100))
+    head = head_position(db)
+
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> subprocess.Popen[str]:
+        started.append(_smsrecon(db_url, "project", "--batch-size", "3", "--wait"))
+        return started[-1]
+
+    def complete_and_verify(label: str) -> None:
+        # What `smsrecon project --wait` and `smsrecon replay --verify` run, in-process.
+        catch_up(db, rules, grace_seconds=600, batch_size=200)
+        assert _checkpoint(db) == head, label
+        _upto, differences = verify(db, rules, grace_seconds=600, batch_size=1000)
+        assert differences == 0, f"{label}: replay differs"
+        _reset(db)
+
+    try:
+        _trials(db, rng, head, start, complete_and_verify)
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=20)
+
+
+def _trials(
+    db: Database,
+    rng: random.Random,
+    head: int,
+    start: Callable[[], subprocess.Popen[str]],
+    complete_and_verify: Callable[[str], None],
+) -> None:
+    # Calibration: how long a whole run takes once its first batch is committed.
+    lock = projector_lock(db, wait=True)
+    assert lock.__enter__()
+    proc = start()
+    lock.__exit__(None, None, None)
+    assert _wait_for(lambda: _checkpoint(db) > 0 or proc.poll() is not None)
+    began = time.monotonic()
+    proc.communicate(timeout=60)
+    run_time = time.monotonic() - began
+    assert proc.returncode == 0 and _checkpoint(db) == head
+
+    lock = projector_lock(db, wait=True)
+    assert lock.__enter__()
+    _reset(db)
+    proc = start()
+    landed_mid_run = 0
     for trial in range(TRIALS):
-        append(db, traffic(seed=trial, messages=30, start=trial * 30))
-        before = _checkpoint(db)
-        proc = _smsrecon(db_url, "project", "--batch-size", "3")
-        # Kill once it is demonstrably working, at a random moment after that.
-        _wait_for(lambda: _checkpoint(db) > before or proc.poll() is not None)  # noqa: B023
-        time.sleep(rng.uniform(0, 0.05))
-        if proc.poll() is None:
-            killed_mid_run += 1
+        lock.__exit__(None, None, None)  # the waiting process starts projecting
+        assert _wait_for(lambda: _checkpoint(db) > 0 or proc.poll() is not None)  # noqa: B023
+        time.sleep(rng.uniform(0, 0.6 * run_time))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=20)
-        summary = run_project(db, settings, batch_size=50, wait=True)
-        assert summary is not None and summary.lag == 0
-        _upto, differences = verify(db, rules, grace_seconds=600, batch_size=1000)
-        assert differences == 0, f"trial {trial}: replay differs"
-    assert killed_mid_run >= TRIALS // 2, "too few kills landed while the projector ran"
+        lock = projector_lock(db, wait=True)
+        assert lock.__enter__()  # dead processes hold no lock
+        if 0 < _checkpoint(db) < head:
+            landed_mid_run += 1
+        if trial + 1 < TRIALS:
+            next_proc = start()  # imports while this trial is checked; waits for the lock
+        complete_and_verify(f"trial {trial}")
+        if trial + 1 < TRIALS:
+            proc = next_proc
+    lock.__exit__(None, None, None)
+    assert landed_mid_run >= TRIALS * 2 // 3, f"only {landed_mid_run} kills landed mid-run"
 
 
 def test_a_second_projector_says_another_is_active_and_exits_0(db: Database, db_url: str) -> None:
