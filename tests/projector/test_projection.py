@@ -17,6 +17,7 @@ from pipeline.projector.runner import catch_up
 from pipeline.projector.store import LIVE, CheckpointMoved, store_checkpoint
 from pipeline.projector.tables import message_state, mismatches, projector_held
 from tests.projector.events import accepted, refused, report, submitted
+from tests.projector.traffic import traffic
 
 RULES = FoldRules(tariffs=[TariffRule(prefix="+7", price_per_part=Decimal("2.27"), currency="RUB")])
 GRACE = 600.0
@@ -158,3 +159,15 @@ def test_verify_reports_a_tampered_row(db: Database) -> None:
         db, RULES, grace_seconds=GRACE, batch_size=10, report=lambda d: found.append(d.line())
     )
     assert count >= 1 and any("status" in line for line in found)
+
+
+def test_the_projectors_driver_reader_gives_what_the_event_log_reader_gives(db: Database) -> None:
+    from pipeline.eventlog import read_in
+    from pipeline.projector.store import read_events
+
+    append(db, traffic(seed=5, messages=12))
+    with db.read() as conn:
+        expected = read_in(conn, after=3, limit=40).events
+        got = read_events(conn, after=3, limit=40)
+    assert got == expected and len(got) == 40
+    assert all(e.occurred_at.tzinfo is not None for e in got)
