@@ -183,3 +183,31 @@ async def test_batches_claimed_ahead_are_given_back_when_the_run_is_cancelled(
     assert len(leased) <= 2  # at most the one batch that was on the wire
     given_back = [r for r in _rows(db) if r.state == "pending" and r.lease_owner is None]
     assert len(given_back) >= 2 * (limit - 1)
+
+
+async def test_an_acknowledgement_resolves_the_messages_open_dispatch_mismatch(
+    db: Database,
+) -> None:
+    from pipeline.projector.tables import mismatches
+
+    put_state(db, "u1")
+    put_state(db, "u2")
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), unknown_ids=("u1",))) as url:
+        first = await Dispatcher(db, make_settings(url), clock=Clock()).run()
+    assert (first.acknowledged, first.parked) == (1, 1)
+
+    def status_of_u1() -> list[tuple[str, str]]:
+        with db.read() as conn:
+            rows = conn.execute(
+                select(mismatches.c.kind, mismatches.c.status).where(
+                    mismatches.c.message_id == "u1"
+                )
+            ).all()
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    assert status_of_u1() == [("altegio_not_found", "open")]
+    put_state(db, "u1", status=1)  # a new payload brings a parked message back
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,))) as url:
+        again = await Dispatcher(db, make_settings(url), clock=Clock()).run()
+    assert again.acknowledged == 1
+    assert status_of_u1() == [("altegio_not_found", "resolved")]
