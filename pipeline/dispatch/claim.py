@@ -173,7 +173,8 @@ def _claim_rows(
     """
     conditions = [*pending_conditions(now, send_intermediate=send_intermediate), partner_filter]
     if after is not None:
-        conditions.append(d.c.message_id > after)
+        # On both tables: PostgreSQL's merge join then starts both index scans at the cursor.
+        conditions += [d.c.message_id > after, ms.c.message_id > after]
     due = (
         select(
             d.c.message_id,

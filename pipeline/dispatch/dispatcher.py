@@ -43,7 +43,7 @@ ROUND_BATCHES = 8
 #: early and let several dispatchers share the work; each claim has a fixed cost.
 CLAIM_BATCHES = 2
 #: Claimed batches waiting for a sender, per connection: how far claims run ahead.
-CLAIM_AHEAD = 4
+CLAIM_AHEAD = 8
 
 
 @dataclass
