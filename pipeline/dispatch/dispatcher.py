@@ -282,18 +282,29 @@ class Dispatcher:
         """Failure policy: see ``claim_due_deliveries`` (leases run out if we die)."""
         if limit <= 0:
             return Claim("", self.clock(), [])
-        claim = await asyncio.to_thread(
-            claim_due_deliveries,
-            self.db,
-            dispatcher_id=self.dispatcher_id,
-            now=self.clock(),
-            limit=limit,
-            lease_seconds=self.config.lease,
-            send_intermediate=self.config.send_intermediate,
-            auth_cooldown=self.config.auth_cooldown,
-            after=after,
-            ensure_rows=ensure_rows,
+        claiming = asyncio.ensure_future(
+            asyncio.to_thread(
+                claim_due_deliveries,
+                self.db,
+                dispatcher_id=self.dispatcher_id,
+                now=self.clock(),
+                limit=limit,
+                lease_seconds=self.config.lease,
+                send_intermediate=self.config.send_intermediate,
+                auth_cooldown=self.config.auth_cooldown,
+                after=after,
+                ensure_rows=ensure_rows,
+            )
         )
+        try:
+            claim = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # Failure policy: the run was cancelled while the claim ran in its thread; it
+            # may still commit. Wait for it and give back whatever it leased (no attempt
+            # counted), else those messages would wait for their lease to run out.
+            claim = await claiming
+            self._records.submit(claim.owner, [_unsent(item) for item in claim.items])
+            raise
         self._summary.claimed += len(claim.items)
         return claim
 

@@ -136,6 +136,24 @@ _ACK_OWNED_SQL = (
     "THEN ? ELSE acked_version END "
     "WHERE message_id = ? AND lease_owner = ?"
 )
+#: The same for PostgreSQL as one statement over arrays: the server runs one UPDATE for the
+#: group instead of one per status.
+_ACK_OWNED_PG_SQL = (
+    "UPDATE deliveries AS d SET state = 'acknowledged', failures = 0, "
+    "last_status_code = v.http_status, last_altegio_code = NULL, last_error = NULL, "
+    "last_attempt_at = %(now)s, sent_hash = v.hash, sent_version = v.version, "
+    "held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, first_pending_at = NULL, "
+    "lease_owner = NULL, lease_until = NULL, updated_at = %(now)s, "
+    "acked_hash = CASE WHEN d.acked_version IS NULL OR d.acked_version <= v.version "
+    "THEN v.hash ELSE d.acked_hash END, "
+    "acked_at = CASE WHEN d.acked_version IS NULL OR d.acked_version <= v.version "
+    "THEN %(now)s ELSE d.acked_at END, "
+    "acked_version = CASE WHEN d.acked_version IS NULL OR d.acked_version <= v.version "
+    "THEN v.version ELSE d.acked_version END "
+    "FROM unnest(%(ids)s::text[], %(owners)s::text[], %(hashes)s::text[], "
+    "%(versions)s::int[], %(statuses)s::int[]) AS v(message_id, owner, hash, version, "
+    "http_status) WHERE d.message_id = v.message_id AND d.lease_owner = v.owner"
+)
 #: An acknowledgement whose claim lost its lease still raises the acknowledged payload
 #: (never lowers it) and leaves the rest of the row to the claim that owns it now.
 _ACK_VERSION_SQL = (
@@ -156,37 +174,58 @@ def _driver_time(conn: Connection, value: datetime) -> object:
     return value
 
 
+def _record_acks_postgres(
+    conn: Connection, acked: Sequence[tuple[str, Resolution]], now: datetime
+) -> int:
+    """``_ACK_OWNED_PG_SQL`` for the group; the number of rows this group's claims owned."""
+    return conn.exec_driver_sql(
+        _ACK_OWNED_PG_SQL,
+        {
+            "now": now,
+            "ids": [r.item.message_id for _, r in acked],
+            "owners": [owner for owner, _ in acked],
+            "hashes": [r.item.payload_hash for _, r in acked],
+            "versions": [r.item.version for _, r in acked],
+            "statuses": [r.outcome.http_status if r.outcome else None for _, r in acked],
+        },
+    ).rowcount
+
+
 def _record_acks(
     conn: Connection, acked: Sequence[tuple[str, Resolution]], *, now: datetime
 ) -> None:
-    """Acknowledgements of the whole group in one executemany statement (two when a claim
-    lost its lease).
+    """Acknowledgements of the whole group in one statement (SQLite: the driver's
+    executemany; PostgreSQL: one UPDATE over arrays), and one more when a claim lost its
+    lease.
 
     Written in the driver's own SQL: these run for every status sent, and SQLAlchemy's
     per-row parameter processing cost more than the updates themselves.
     """
     at = _driver_time(conn, now)
-    owned = conn.exec_driver_sql(
-        _driver_sql(conn, _ACK_OWNED_SQL),
-        [
-            (
-                r.outcome.http_status if r.outcome else None,
-                at,
-                r.item.payload_hash,
-                r.item.version,
-                at,
-                r.item.version,
-                r.item.payload_hash,
-                r.item.version,
-                at,
-                r.item.version,
-                r.item.version,
-                r.item.message_id,
-                owner,
-            )
-            for owner, r in acked
-        ],
-    ).rowcount
+    if conn.dialect.name == "postgresql":
+        owned = _record_acks_postgres(conn, acked, now)
+    else:
+        owned = conn.exec_driver_sql(
+            _ACK_OWNED_SQL,
+            [
+                (
+                    r.outcome.http_status if r.outcome else None,
+                    at,
+                    r.item.payload_hash,
+                    r.item.version,
+                    at,
+                    r.item.version,
+                    r.item.payload_hash,
+                    r.item.version,
+                    at,
+                    r.item.version,
+                    r.item.version,
+                    r.item.message_id,
+                    owner,
+                )
+                for owner, r in acked
+            ],
+        ).rowcount
     if owned != len(acked):
         # Some claim lost its lease (or the driver does not sum rowcounts): raise the
         # acknowledged payload for all of them; for rows just written this changes nothing.
