@@ -1,11 +1,14 @@
 """One dispatch run: claim → route → post (bisecting refusals) → record, until done.
 
-The chain reads top to bottom: ``run`` claims rounds of due messages, ``_round`` routes them
-and groups them by (callback URL, token) into batches, ``_deliver`` posts a batch and, when
-Altegio refuses a batch because of some of its items, splits it in halves to find them, and
-``_settle`` turns each answer into one ``Resolution`` per message, which ``record`` writes.
-Requests are sent outside every database transaction; the claim's lease keeps the messages
-ours meanwhile, and no request is started that could outlive the lease.
+The chain reads top to bottom: ``run`` starts a claimer and ``concurrency`` senders; the
+claimer (``_claimer``) claims due messages pass after pass, ``_enqueue`` routes them and
+groups them by (callback URL, token) into batches on a bounded queue; each sender takes a
+batch, ``_deliver`` posts it and, when Altegio refuses a batch because of some of its items,
+splits it in halves to find them, and ``_settle`` turns each answer into one ``Resolution``
+per message, which the ``RecordQueue`` writes in groups. Claims and records run in worker
+threads so the event loop keeps sending. Requests are sent outside every database
+transaction; the claim's lease keeps the messages ours meanwhile, and no request is started
+that could outlive the lease.
 """
 
 from __future__ import annotations

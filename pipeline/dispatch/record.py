@@ -1,4 +1,5 @@
-"""Writing down what happened to each claimed message: one transaction per request result.
+"""Writing down what happened to each claimed message, the results of several requests in
+one transaction (group commit).
 
 Each result updates the message's ``deliveries`` row, appends a ``dispatch.acknowledged`` or
 ``dispatch.failed`` event and opens or resolves the dispatcher's mismatches, atomically.
