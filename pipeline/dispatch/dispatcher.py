@@ -46,7 +46,7 @@ ROUND_BATCHES = 8
 #: early and let several dispatchers share the work; each claim has a fixed cost.
 CLAIM_BATCHES = 2
 #: Claimed batches waiting for a sender, per connection: how far claims run ahead.
-CLAIM_AHEAD = 8
+CLAIM_AHEAD = 4
 
 
 @dataclass

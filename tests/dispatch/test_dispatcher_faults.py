@@ -100,7 +100,7 @@ async def test_two_dispatcher_processes_deliver_each_change_once_and_in_order(
     database_url = pg_db.engine.url.render_as_string(hide_password=False)
     # Latency long enough that a stage outlasts the two processes' start-up skew (else one
     # of them may find the work done and the test would not show them sharing it).
-    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), latency_ms=40)) as url:
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), latency_ms=100)) as url:
         config = tmp_path / "config.yaml"
         config.write_text(
             yaml.safe_dump(
