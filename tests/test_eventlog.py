@@ -117,3 +117,33 @@ def test_read_can_filter_by_type(db: Database) -> None:
     append(db, [event(1), event(2, type="message.accepted"), event(3)])
     batch = read(db, types=["message.accepted"])
     assert [e.payload["n"] for e in batch.events] == [2]
+
+
+def test_payload_values_are_converted_to_plain_json_or_refused_with_their_path() -> None:
+    import enum
+
+    from pipeline.eventlog.model import to_json_value
+
+    class Kind(enum.StrEnum):
+        DLR = "dlr"
+
+    class Code(enum.IntEnum):
+        DELIVERED = 1
+
+    converted = to_json_value(
+        {"kind": Kind.DLR, "code": Code.DELIVERED, "list": (1, Decimal("2.50")),
+         "at": datetime(2026, 1, 15, 13, 30, tzinfo=timezone(timedelta(hours=3)))}
+    )  # fmt: skip
+    assert converted == {
+        "kind": "dlr",
+        "code": 1,
+        "list": [1, "2.50"],
+        "at": "2026-01-15T10:30:00Z",
+    }
+    assert type(converted["kind"]) is str and type(converted["code"]) is int
+    with pytest.raises(EventError, match=r"payload\.raw\.parts\[1\]: floats"):
+        to_json_value({"raw": {"parts": [1, 2.0]}})
+    with pytest.raises(EventError, match="object keys must be strings"):
+        to_json_value({"raw": {1: "x"}})
+    with pytest.raises(EventError, match=r"payload\.x: set is not a JSON value"):
+        to_json_value({"x": {1}})

@@ -22,10 +22,40 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Values stored as they are. Exact types, not isinstance: a bool is an int, and a subclass
+#: of str (an enum member, say) would not round-trip as the same value.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def to_json_value(value: Any, path: str = "payload") -> Any:
     """Payloads are plain JSON; Decimals become strings so that no digit is lost to floats."""
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)
+    if kind in _PLAIN:
         return value
+    if kind is dict:
+        # The hot path (every ingested report): plain values are copied without a call, and
+        # a path string is built only for a value that needs converting or refusing.
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise EventError(f"{path}: object keys must be strings")
+            out[key] = item if type(item) in _PLAIN else to_json_value(item, f"{path}.{key}")
+        return out
+    if kind is list or kind is tuple:
+        return [
+            item if type(item) in _PLAIN else to_json_value(item, f"{path}[{i}]")
+            for i, item in enumerate(value)
+        ]
+    return _convert(value, path)
+
+
+def _convert(value: Any, path: str) -> Any:
+    if isinstance(value, bool):  # subclasses of the plain types, stored as the plain value
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str.__str__(value)
     if isinstance(value, float):
         raise EventError(f"{path}: floats are not stored (use a decimal string)")
     if isinstance(value, Decimal):
@@ -37,14 +67,9 @@ def to_json_value(value: Any, path: str = "payload") -> Any:
             raise EventError(f"{path}: naive datetime")
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EventError(f"{path}: object keys must be strings")
-            out[key] = to_json_value(item, f"{path}.{key}")
-        return out
+        return to_json_value(dict(value), path)
     if isinstance(value, (list, tuple)):
-        return [to_json_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return to_json_value(list(value), path)
     raise EventError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
