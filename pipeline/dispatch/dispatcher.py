@@ -4,7 +4,7 @@ The chain reads top to bottom: ``run`` starts a claimer and ``concurrency`` send
 claimer (``_claimer``) claims due messages pass after pass, ``_enqueue`` routes them and
 groups them by (callback URL, token) into batches on a bounded queue; each sender takes a
 batch, ``_deliver`` posts it and, when Altegio refuses a batch because of some of its items,
-splits it in halves to find them, and ``_settle`` turns each answer into one ``Resolution``
+splits it in halves to find them, and ``settle`` turns each answer into one ``Resolution``
 per message, which the ``RecordQueue`` writes in groups. Claims and records run in worker
 threads so the event loop keeps sending. Requests are sent outside every database
 transaction; the claim's lease keeps the messages ours meanwhile, and no request is started
@@ -19,21 +19,21 @@ import os
 import random
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import aiohttp
 
 from pipeline.config import Settings
 from pipeline.db.engine import Database
-from pipeline.dispatch.backoff import retry_delay
 from pipeline.dispatch.claim import Claim, ClaimedItem, claim_due_deliveries
-from pipeline.dispatch.outcome import KIND_EXPIRED, KIND_NOT_FOUND, Outcome
+from pipeline.dispatch.outcome import KIND_NOT_FOUND, Outcome
 from pipeline.dispatch.payload import encode_body
-from pipeline.dispatch.record import Resolution, record_groups
+from pipeline.dispatch.record import Resolution
+from pipeline.dispatch.record_queue import RecordQueue
 from pipeline.dispatch.routes import PartnerTokens, Refusal, Routed, Router
+from pipeline.dispatch.settle import masked, settle, settle_refusal
+from pipeline.dispatch.summary import DispatchSummary
 from pipeline.dispatch.transport import make_session, post_statuses
-from pipeline.dispatch.urls import mask_token, mask_url
 from pipeline.eventlog.model import utc_now
 
 log = logging.getLogger("smsrecon.dispatch")
@@ -47,38 +47,6 @@ ROUND_BATCHES = 8
 CLAIM_BATCHES = 2
 #: Claimed batches waiting for a sender, per connection: how far claims run ahead.
 CLAIM_AHEAD = 4
-
-
-@dataclass
-class DispatchSummary:
-    """Counts of one run, per message (``requests`` counts HTTP requests)."""
-
-    claimed: int = 0
-    sent: int = 0
-    requests: int = 0
-    acknowledged: int = 0
-    retried: int = 0
-    parked: int = 0
-    expired: int = 0
-    circuit: int = 0
-    deferred: int = 0
-
-    def add(self, other: DispatchSummary) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    @property
-    def needs_attention(self) -> bool:
-        """Something a person must look at: a message parked or expired, a circuit open."""
-        return bool(self.parked or self.expired or self.circuit)
-
-    def line(self) -> str:
-        return (
-            f"dispatch: sent {self.sent}, acknowledged {self.acknowledged}, "
-            f"retried {self.retried}, parked {self.parked}, expired {self.expired}, "
-            f"held by circuit {self.circuit}, deferred {self.deferred} "
-            f"({self.requests} requests)"
-        )
 
 
 def default_dispatcher_id() -> str:
@@ -385,107 +353,26 @@ class Dispatcher:
                 outcome.http_status or "no answer",
                 len(batch),
                 first.masked_url,
-                self._mask(outcome.text, first.token),
+                masked(outcome.text, first.token),
             )
         return outcome
-
-    def _mask(self, text: str, token: str) -> str:
-        return mask_token(mask_url(text), token)
 
     def _settle(
         self, batch: Sequence[Routed], outcome: Outcome | None, *, url_wrong: bool = False
     ) -> list[Resolution]:
         """One Resolution per message for the answer its request got."""
-        now = self.clock()
-        if outcome is not None and outcome.action == "acknowledged":
-            # The common case, kept lean: one masking per batch (one token per batch).
-            error = self._mask(outcome.text, batch[0].token) if batch else None
-            acked = [
-                Resolution(r.item, "acknowledged", outcome, r.masked_url, None, error)
-                for r in batch
-            ]
-            self._summary.acknowledged += len(acked)
-            return acked
-        out = []
-        for r in batch:
-            item = r.item
-            error = self._mask(outcome.text, r.token) if outcome else None
-            base = {"item": item, "outcome": outcome, "url": r.masked_url, "error": error}
-            if outcome is None:
-                out.append(Resolution(result="deferred", **base))
-            elif outcome.action == "acknowledged":
-                out.append(Resolution(result="acknowledged", **base))
-            elif url_wrong or outcome.action == "open_circuit":
-                probe_at = now + timedelta(seconds=self.config.auth_cooldown)
-                extra = {"url_wrong": True} if url_wrong else {}
-                if url_wrong:
-                    base["error"] = f"every request to this URL answered 404: {error}"
-                out.append(
-                    Resolution(
-                        result="circuit",
-                        kind=outcome.kind,
-                        next_attempt_at=probe_at,
-                        probe_at=probe_at,
-                        extra=extra,
-                        **base,
-                    )
-                )
-            elif outcome.action == "retry":
-                out.append(self._retry(item, outcome, now, base))
-            else:  # park, or a split that came down to this one item
-                out.append(Resolution(result="parked", kind=outcome.kind, **base))
-        self._count(out)
-        return out
-
-    def _retry(self, item: ClaimedItem, outcome: Outcome, now: datetime, base: dict) -> Resolution:  # type: ignore[type-arg]
-        if (now - item.first_pending_at).total_seconds() >= self.config.max_age:
-            return Resolution(result="expired", kind=KIND_EXPIRED, **base)
-        delay = retry_delay(
-            item.failures,
-            outcome.retry_after,
-            base=self.config.backoff_base,
-            cap=self.config.backoff_cap,
-            rng=self.rng,
+        out = settle(
+            batch, outcome, now=self.clock(), config=self.config, rng=self.rng, url_wrong=url_wrong
         )
-        return Resolution(result="retry", next_attempt_at=now + timedelta(seconds=delay), **base)
+        self._summary.count(out)
+        return out
 
     def _refusal(self, refusal: Refusal) -> Resolution:
         """A message decided here, without a request."""
-        from pipeline.dispatch.outcome import KIND_PARTNER_UNKNOWN
-
-        now = self.clock()
-        base = {"item": refusal.item, "outcome": None, "url": refusal.url, "error": refusal.error}
-        if refusal.kind == KIND_PARTNER_UNKNOWN:
-            # Configuration can be fixed without touching the message: look again later.
-            if (now - refusal.item.first_pending_at).total_seconds() >= self.config.max_age:
-                res = Resolution(result="expired", kind=KIND_EXPIRED, **base)
-            else:
-                retry_at = now + timedelta(seconds=self.config.auth_cooldown)
-                res = Resolution(
-                    result="retry", kind=refusal.kind, next_attempt_at=retry_at, **base
-                )
-        else:
-            res = Resolution(result="parked", kind=refusal.kind, **base)
+        res = settle_refusal(refusal, now=self.clock(), config=self.config)
         log.warning("status of %s not sent: %s", refusal.item.message_id, refusal.error)
-        self._count([res])
+        self._summary.count([res])
         return res
-
-    def _count(self, resolutions: Sequence[Resolution]) -> None:
-        s = self._summary
-        for res in resolutions:
-            match res.result:
-                case "acknowledged":
-                    s.acknowledged += 1
-                case "retry":
-                    s.retried += 1
-                case "parked":
-                    s.parked += 1
-                case "expired":
-                    s.expired += 1
-                case "circuit":
-                    s.circuit += 1
-                case "deferred":
-                    s.deferred += 1
 
     def _record(self, resolutions: list[Resolution], claim: Claim) -> None:
         if not resolutions:
@@ -496,68 +383,6 @@ class Dispatcher:
 
 def _unsent(item: ClaimedItem) -> Resolution:
     return Resolution(item=item, result="deferred", outcome=None, url="")
-
-
-class RecordQueue:
-    """Group commit for results: requests finishing close together share one transaction.
-
-    One task writes; whatever arrived while it was writing goes into the next transaction.
-    Failure policy: results not yet committed when the process dies are lost, and their
-    leases run out, so those messages are claimed and sent again (the same payload or a
-    newer one). A failing write ends the run with the error; the same holds then.
-    """
-
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
-        self._db = db
-        self._clock = clock
-        self._waiting: list[tuple[str, list[Resolution]]] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> RecordQueue:
-        self._task = asyncio.create_task(self._write_loop())
-        return self
-
-    @property
-    def task(self) -> asyncio.Task[None]:
-        """The writer; done before the end only when a write failed."""
-        assert self._task is not None
-        return self._task
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._closing = True
-        self._wake.set()
-        assert self._task is not None
-        await self._task
-
-    def submit(self, owner: str, resolutions: list[Resolution]) -> None:
-        if resolutions:
-            self._waiting.append((owner, resolutions))
-            self._idle.clear()
-            self._wake.set()
-
-    async def flush(self) -> None:
-        """Return once everything submitted so far is committed (or raise its error)."""
-        assert self._task is not None
-        waiter = asyncio.ensure_future(self._idle.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if self._task.done():
-            self._task.result()
-
-    async def _write_loop(self) -> None:
-        while True:
-            if not self._waiting:
-                self._idle.set()
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            groups, self._waiting = self._waiting, []
-            await asyncio.to_thread(record_groups, self._db, groups, now=self._clock())
 
 
 async def _ready(value: list[Resolution]) -> list[Resolution]:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
 from pipeline.dispatch import dispatcher as dispatcher_module
+from pipeline.dispatch import record_queue as record_queue_module
 from pipeline.dispatch.claim import claim_due_deliveries
 from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.outcome import Outcome
@@ -131,7 +132,7 @@ async def test_a_crash_between_send_and_record_resends_after_the_lease_in_order(
     async with running_sandbox(SandboxConfig(tokens=(TOKEN,))) as url:
         settings = make_settings(url, batch_size=5, lease=LEASE)
         with monkeypatch.context() as patch:
-            patch.setattr(dispatcher_module, "record_groups", crash)
+            patch.setattr(record_queue_module, "record_groups", crash)
             with pytest.raises(RuntimeError, match="died before the commit"):
                 await Dispatcher(db, settings, clock=clock).run(until_idle=True)
         assert len((await received(url))["items"]) == 5  # Altegio has them; we don't know
