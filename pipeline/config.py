@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from pipeline.domain import tariffs as tariff_checks
+from pipeline.domain.status import KNOWN_STATUSES
 
 ENV_PREFIX = "SMSRECON_"
 ENV_CONFIG = "SMSRECON_CONFIG"
@@ -130,7 +131,7 @@ class Tariff(_Section):
 
 
 #: The Altegio status codes (contract: 1, 2, 4, 8, 16, 52).
-ALTEGIO_STATUSES = frozenset({1, 2, 4, 8, 16, 52})
+ALTEGIO_STATUSES = KNOWN_STATUSES
 
 
 def _altegio_statuses(value: list[int]) -> list[int]:

@@ -15,11 +15,10 @@ from decimal import Decimal
 from functools import lru_cache
 
 from pipeline.domain.money import currency_exponent
+from pipeline.domain.status import KNOWN_STATUSES, SENT_TO_PHONE
 
 #: Altegio's status codes (contract.md).
-STATUS_CODES = frozenset({1, 2, 4, 8, 16, 52})
-#: The one intermediate status that is not "transferred to the operator" (8).
-SENT_TO_PHONE = 4
+STATUS_CODES = KNOWN_STATUSES
 
 
 class PayloadError(ValueError):

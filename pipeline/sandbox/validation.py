@@ -15,11 +15,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pipeline.domain.money import currency_exponent
+from pipeline.domain.status import KNOWN_STATUSES
 
 ACCEPT = "application/vnd.api.v2+json"
 CONTENT_TYPE = "application/json"
 FIELDS = ("id", "status", "payment_sum", "currency_iso", "parts_amount")
-STATUSES = frozenset({1, 2, 4, 8, 16, 52})
+STATUSES = KNOWN_STATUSES
 
 #: Altegio's documented error codes.
 ENTITY_VALIDATION_ERROR = 5

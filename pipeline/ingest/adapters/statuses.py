@@ -8,16 +8,17 @@ prove every row is there. Altegio's codes (seeds/altegio-delivery-status.md): 1 
 
 from __future__ import annotations
 
-DELIVERED = 1
-NOT_DELIVERED = 2
-SENT_TO_PHONE = 4
-TRANSFERRED = 8
-REJECTED = 16
-NOT_ENOUGH_FUNDS = 52
-
-ALTEGIO_CODES = frozenset(
-    {DELIVERED, NOT_DELIVERED, SENT_TO_PHONE, TRANSFERRED, REJECTED, NOT_ENOUGH_FUNDS}
+from pipeline.domain.status import (
+    DELIVERED,
+    KNOWN_STATUSES,
+    NOT_DELIVERED,
+    NOT_ENOUGH_FUNDS,
+    REJECTED,
+    SENT_TO_PHONE,
+    TRANSFERRED,
 )
+
+ALTEGIO_CODES = KNOWN_STATUSES
 
 #: SMPP 3.4 Appendix B receipt ``stat:`` values, plus the non-standard ones SMSCs send.
 #: Kannel (gw/smsc/smsc_smpp.c, handle_dlr) reads DELIVRD as delivered; ACCEPTD, ACKED,
