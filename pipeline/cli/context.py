@@ -124,3 +124,19 @@ def progress(total: int | None, description: str, *, enabled: bool = True) -> It
                 bar.advance(task, n)
 
         yield _Advance()
+
+
+def serve_in_foreground(
+    app: Any, *, host: str, port: int, on_ready: Callable[[str], None], **runner_options: Any
+) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT; a port that cannot be bound is one line, exit 2."""
+    import asyncio
+
+    from pipeline.serving import serve_until_signalled
+
+    try:
+        asyncio.run(
+            serve_until_signalled(app, host=host, port=port, on_ready=on_ready, **runner_options)
+        )
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)

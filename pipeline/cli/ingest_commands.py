@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import signal
 from pathlib import Path
 
 import click
@@ -19,6 +17,7 @@ from pipeline.cli.context import (
     fail,
     friendly_errors,
     progress,
+    serve_in_foreground,
 )
 from pipeline.config import Settings
 from pipeline.ingest.adapters.base import FORMATS
@@ -43,33 +42,16 @@ def serve(host: str | None, port: int | None) -> None:
     app = build_ingest_app(settings, database)
     host = host or settings.ingest.host
     port = settings.ingest.port if port is None else port
-    try:
-        asyncio.run(_serve(app, host, port))
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)
+    # shutdown_timeout: in-flight handlers get this long to finish; their events are
+    # committed by the writer, which the app's cleanup stops last.
+    serve_in_foreground(
+        app,
+        host=host,
+        port=port,
+        on_ready=lambda url: click.echo(f"listening on {url}"),
+        shutdown_timeout=30,
+    )
     click.echo("stopped")
-
-
-async def _serve(app: object, host: str, port: int) -> None:
-    from aiohttp import web
-
-    assert isinstance(app, web.Application)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=30)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = ", ".join(f"http://{addr[0]}:{addr[1]}" for addr in runner.addresses)
-        click.echo(f"listening on {bound}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        # Stops accepting, lets in-flight handlers finish (their events are committed by
-        # the writer, which on_cleanup stops last), then closes.
-        await runner.cleanup()
 
 
 @click.command()

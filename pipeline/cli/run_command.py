@@ -8,8 +8,7 @@ import logging
 import click
 from aiohttp import web
 
-from pipeline.cli.context import app_context
-from pipeline.serving import serve_until_signalled
+from pipeline.cli.context import app_context, friendly_errors, serve_in_foreground
 
 log = logging.getLogger("smsrecon.run")
 
@@ -17,6 +16,7 @@ log = logging.getLogger("smsrecon.run")
 @click.command()
 @click.option("--host", default=None, help="Overrides ingest.host.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Overrides ingest.port.")
+@friendly_errors
 def run(host: str | None, port: int | None) -> None:
     """Serve ingest (with /metrics) and run the projector and dispatcher on their schedules.
 
@@ -46,12 +46,10 @@ def run(host: str | None, port: int | None) -> None:
         click.echo(f"smsrecon running: ingest on {url}, jobs: project, dispatch", err=False)
         log.info("listening on %s", url)
 
-    asyncio.run(
-        serve_until_signalled(
-            app,
-            host=host or settings.ingest.host,
-            port=settings.ingest.port if port is None else port,
-            on_ready=ready,
-        )
+    serve_in_foreground(
+        app,
+        host=host or settings.ingest.host,
+        port=settings.ingest.port if port is None else port,
+        on_ready=ready,
     )
     click.echo("smsrecon stopped cleanly")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import click
 
 from pipeline import logsafe
-from pipeline.cli.context import EXIT_USAGE, fail
+from pipeline.cli.context import EXIT_USAGE, fail, serve_in_foreground
 
 
 @click.command()
@@ -86,7 +85,8 @@ def sandbox(
 ) -> None:
     """Run a strict local Altegio until SIGTERM or Ctrl-C (see docs/sandbox.md)."""
     from pipeline.sandbox import SandboxConfig, SandboxConfigError, parse_fault_spec
-    from pipeline.sandbox.runner import serve_until_signalled
+    from pipeline.sandbox.app import build_sandbox_app
+    from pipeline.sandbox.runner import runner_options
 
     for token in (*tokens, *forbidden_tokens):
         logsafe.register_secret(token)
@@ -117,8 +117,7 @@ def sandbox(
             f"faults {fault_text}, latency {latency_ms} ms, seed {seed})"
         )
 
-    try:
-        asyncio.run(serve_until_signalled(config, host=host, port=port, on_ready=ready))
-    except OSError as exc:
-        fail(f"sandbox: cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)
+    serve_in_foreground(
+        build_sandbox_app(config), host=host, port=port, on_ready=ready, **runner_options()
+    )
     click.echo("sandbox stopped")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pipeline import serving
@@ -14,7 +14,7 @@ from pipeline.sandbox.config import SandboxConfig
 SHUTDOWN_TIMEOUT = 2.0
 
 
-def _runner_options() -> dict[str, object]:
+def runner_options() -> dict[str, object]:
     return {"access_log_class": MaskedAccessLogger, "shutdown_timeout": SHUTDOWN_TIMEOUT}
 
 
@@ -29,14 +29,5 @@ async def running_sandbox(
     hanging requests included, when the block ends.
     """
     app = build_sandbox_app(config)
-    async with serving.running_app(app, host=host, port=port, **_runner_options()) as url:
+    async with serving.running_app(app, host=host, port=port, **runner_options()) as url:
         yield url
-
-
-async def serve_until_signalled(
-    config: SandboxConfig, *, host: str, port: int, on_ready: Callable[[str], None]
-) -> None:
-    """Run a sandbox until SIGTERM or SIGINT, calling ``on_ready(url)`` once it listens."""
-    await serving.serve_until_signalled(
-        build_sandbox_app(config), host=host, port=port, on_ready=on_ready, **_runner_options()
-    )

@@ -112,3 +112,38 @@ async def test_run_ingests_projects_dispatches_and_stops_on_sigterm(
         assert proc.returncode == 0, err
         assert "smsrecon stopped cleanly" in out
         assert TOKEN not in out + err
+
+
+def _run_once(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "run", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_run_without_a_carrier_secret_says_which_in_one_line(db_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({
+        "database": {"url": db_url},
+        "carriers": {"mts": {"format": "kannel",
+                             "auth": {"type": "token", "secret_env": "SMSRECON_TEST_UNSET_1"}}},
+    }))  # fmt: skip
+    result = _run_once(config, "--port", "0")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "SMSRECON_TEST_UNSET_1 is not set" in result.stderr.strip().splitlines()[-1]
+
+
+def test_run_on_a_port_in_use_says_so_in_one_line(db_url: str, tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"database": {"url": db_url}}))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_once(config, "--host", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
