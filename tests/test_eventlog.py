@@ -93,6 +93,11 @@ def test_times_are_stored_and_returned_in_utc(db: Database) -> None:
     assert stored.recorded_at.tzinfo is not None
 
 
+def test_an_unknown_event_type_is_refused_before_storage() -> None:
+    with pytest.raises(EventError, match="type: unknown event type 'Bad Type'"):
+        event(1, type="Bad Type")
+
+
 def test_floats_and_naive_times_are_refused_before_storage() -> None:
     with pytest.raises(EventError, match=r"payload\.cost: floats"):
         event(1, payload={"cost": 0.1})

@@ -10,6 +10,21 @@ from decimal import Decimal
 from typing import Any
 
 MAX_TYPE = 64
+
+#: Every event type smsrecon writes or reads (docs/events.md). The log refuses others: an
+#: unknown type could never be un-written, and no reader would ever look at it.
+EVENT_TYPES = frozenset(
+    {
+        "message.accepted",
+        "message.refused",
+        "carrier.submitted",
+        "carrier.status",
+        "carrier.invoiced",
+        "dispatch.acknowledged",
+        "dispatch.failed",
+        "mismatch.acknowledged",
+    }
+)
 MAX_ID = 128
 MAX_SOURCE = 128
 
@@ -97,6 +112,10 @@ class NewEvent:
 
     def __post_init__(self) -> None:
         _check_id("type", self.type, MAX_TYPE)
+        if self.type not in EVENT_TYPES:
+            raise EventError(
+                f"type: unknown event type {self.type!r} (one of {', '.join(sorted(EVENT_TYPES))})"
+            )
         _check_id("source", self.source, MAX_SOURCE)
         _check_id("message_id", self.message_id)
         _check_id("carrier", self.carrier, MAX_TYPE)
