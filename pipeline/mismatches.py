@@ -128,23 +128,29 @@ def resolve_mismatch(
 
 def acknowledge_mismatch(
     conn: Connection, mismatch_id: int, *, who: str, note: str, now: datetime
-) -> None:
-    """A person closes a mismatch with a note; the act is recorded as an event too.
+) -> bool:
+    """A person closes a mismatch with a note, recorded as a ``mismatch.acknowledged`` event.
 
-    The ``mismatch.acknowledged`` event names the row by (subject, kind, first_position) as
-    well as by id, because ids do not survive ``replay --rebuild`` but those do: the
-    projector re-applies the acknowledgement to the same row when it rebuilds.
+    The event names the row by (subject, kind, first_position) as well as by id, because ids
+    do not survive ``replay --rebuild`` but those do. A projector-owned row is changed only
+    by the projector when it applies this event (so ``replay --verify`` never sees a row
+    ahead of the projector's checkpoint); a dispatcher-owned row is changed here. Returns
+    True when the row is already closed, False when the next projection closes it.
     """
     from pipeline.eventlog import NewEvent, append_in
 
     row = conn.execute(select(mismatches).where(mismatches.c.id == mismatch_id)).first()
     if row is None:
         raise MismatchError(f"no mismatch with id {mismatch_id}")
-    conn.execute(
-        update(mismatches)
-        .where(mismatches.c.id == mismatch_id)
-        .values(status=ACKNOWLEDGED, resolved_at=now, note=note)
-    )
+    if row.status != OPEN:
+        raise MismatchError(f"mismatch {mismatch_id} is {row.status} already, not open")
+    closed_here = row.origin != "projector"
+    if closed_here:
+        conn.execute(
+            update(mismatches)
+            .where(mismatches.c.id == mismatch_id)
+            .values(status=ACKNOWLEDGED, resolved_at=now, note=note)
+        )
     append_in(
         conn,
         [
@@ -166,6 +172,7 @@ def acknowledge_mismatch(
             )
         ],
     )
+    return closed_here
 
 
 def open_mismatches(
@@ -178,6 +185,28 @@ def open_mismatches(
     if kind is not None:
         stmt = stmt.where(mismatches.c.kind == kind)
     return [row_to_mismatch(r) for r in conn.execute(stmt.order_by(mismatches.c.id))]
+
+
+def list_mismatches(
+    conn: Connection,
+    *,
+    status: str | None = OPEN,
+    kind: str | None = None,
+    message_id: str | None = None,
+    limit: int | None = None,
+) -> list[Mismatch]:
+    """Mismatches by status (None: all), kind and message, oldest first."""
+    stmt = select(mismatches)
+    if status is not None:
+        stmt = stmt.where(mismatches.c.status == status)
+    if kind is not None:
+        stmt = stmt.where(mismatches.c.kind == kind)
+    if message_id is not None:
+        stmt = stmt.where(mismatches.c.message_id == message_id)
+    stmt = stmt.order_by(mismatches.c.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [row_to_mismatch(r) for r in conn.execute(stmt)]
 
 
 def mismatches_for(conn: Connection, message_id: str) -> list[Mismatch]:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "project": "pipeline.cli.project_commands:project",
     "replay": "pipeline.cli.project_commands:replay",
     "ingest": "pipeline.cli.ingest_commands:ingest",
+    "mismatches": "pipeline.cli.mismatch_commands:mismatches",
     "quarantine": "pipeline.cli.ingest_commands:quarantine",
     "resend": "pipeline.cli.dispatch_commands:resend",
     "run": "pipeline.cli.run_command:run",

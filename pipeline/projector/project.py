@@ -349,8 +349,9 @@ def _resolve(
 
 
 def _apply_acknowledgement(work: _Batch, event: StoredEvent) -> None:
-    """Re-apply a person's acknowledgement to the same row (a no-op on the live tables,
-    where ``acknowledge_mismatch`` already did it; the work that matters on replay)."""
+    """Apply a person's acknowledgement to the same row: the only way a projector-owned
+    row gets acknowledged, live and on replay alike (``acknowledge_mismatch`` only records
+    the event for such rows)."""
     p = event.payload
     if p.get("origin") != "projector" or not p.get("subject") or not p.get("kind"):
         return
