@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from pipeline.db.engine import Database
@@ -14,18 +13,12 @@ from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.runner import running_sandbox
 from tests.dispatch.helpers import (
     TOKEN,
-    TOKEN_ENV,
     Clock,
     delivery,
     make_settings,
     put_state,
     received,
 )
-
-
-@pytest.fixture(autouse=True)
-def partner_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
 def _event_count(db: Database, event_type: str) -> int:

@@ -9,7 +9,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import select
 
@@ -23,11 +22,6 @@ from tests.dispatch.helpers import TOKEN, TOKEN_ENV, Clock, make_settings, put_s
 
 STAGES = (8, 4, 1)
 FAULTS = {"500": 0.05, "502": 0.04, "503": 0.04, "429": 0.04, "reset": 0.03}  # 20 %
-
-
-@pytest.fixture(autouse=True)
-def partner_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
 def _unacknowledged(db: Database) -> int:

@@ -15,18 +15,12 @@ from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.runner import running_sandbox
 from tests.dispatch.helpers import (
     TOKEN,
-    TOKEN_ENV,
     Clock,
     delivery,
     make_settings,
     put_state,
     received,
 )
-
-
-@pytest.fixture(autouse=True)
-def partner_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
 def _open(db: Database, kind: str) -> list[dict]:  # type: ignore[type-arg]

@@ -24,7 +24,6 @@ from pipeline.sandbox.runner import running_sandbox
 from tests.dispatch.helpers import (
     START,
     TOKEN,
-    TOKEN_ENV,
     Clock,
     delivery,
     make_settings,
@@ -33,11 +32,6 @@ from tests.dispatch.helpers import (
 )
 
 LEASE = 60
-
-
-@pytest.fixture(autouse=True)
-def partner_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
 def _claim(db: Database, *, limit: int, after: str | None = None, now=START, owner="t"):  # type: ignore[no-untyped-def]
