@@ -56,5 +56,16 @@ def print_results(database: Database, received: list[dict[str, Any]]) -> None:
         )
     click.echo(f"\nopen mismatches: {len(mismatches)}")
     for m in mismatches:
-        detail = ", ".join(f"{k}={v}" for k, v in sorted(m.detail.items()))[:90]
-        click.echo(f"  #{m.id} {m.kind:<18} message {m.message_id or '-':<8} {detail}")
+        click.echo(f"  #{m.id} {m.kind:<18} message {m.message_id or '-':<8} {_describe(m)}")
+
+
+def _describe(mismatch: Any) -> str:
+    """One readable line of a mismatch's detail (the full detail: `smsrecon explain`)."""
+    if mismatch.kind == "conflicting_final":
+        finals = [
+            f"{STATUS_NAMES.get(status, status)} at {at[11:19]}Z (event {position})"
+            for reports in mismatch.detail.get("parts", {}).values()
+            for status, at, position in reports
+        ]
+        return "carrier reported " + " then ".join(finals)
+    return ", ".join(f"{k}={v}" for k, v in sorted(mismatch.detail.items()))[:90]
