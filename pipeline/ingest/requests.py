@@ -188,7 +188,13 @@ def message_accepted(item: Mapping[str, Any], *, now: datetime, source: str) -> 
     )
 
 
-SUBMISSION_FIELDS = {"message_id", "carrier", "carrier_message_id", "parts", "part", "submitted_at"}
+SUBMISSION_FIELDS = {
+    "message_id", "carrier", "carrier_message_id", "id_base", "parts", "part", "submitted_at",
+}  # fmt: skip
+
+#: ``id_base`` of a submission: the base the SMSC wrote its submit_sm_resp id in, when the
+#: id is a number its receipts may quote in another base (Kannel's ``msg-id-type``).
+ID_BASES = {"hex": 16, "decimal": 10}
 
 
 def carrier_submitted(
@@ -197,7 +203,7 @@ def carrier_submitted(
     now: datetime,
     source: str,
     carriers: Collection[str] | None = None,
-    normalise_id: Callable[[str, str], str] | None = None,
+    normalise_id: Callable[[str, str, int | None], str] | None = None,
 ) -> NewEvent:
     _refuse_unknown(item, SUBMISSION_FIELDS)
     message_id = _identifier(item, "message_id")
@@ -206,13 +212,24 @@ def carrier_submitted(
         known = ", ".join(sorted(carriers)) or "none"
         raise _ItemError("carrier", f"not a configured carrier (configured: {known})")
     carrier_message_id = _identifier(item, "carrier_message_id")
+    as_submitted = carrier_message_id
+    id_base = _string(item, "id_base")
+    base = None
+    if id_base is not None:
+        base = ID_BASES.get(id_base.strip().lower())
+        if base is None:
+            raise _ItemError("id_base", f"must be hex or decimal, got {id_base[:10]!r}")
     if normalise_id is not None:
         try:
-            carrier_message_id = normalise_id(carrier, carrier_message_id)
+            carrier_message_id = normalise_id(carrier, carrier_message_id, base)
         except ValueError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             raise _ItemError("carrier_message_id", reason) from None
     payload: dict[str, Any] = {}
+    if base is not None:
+        # The id as the SMSC wrote it, for the audit trail; the column holds it in decimal.
+        payload["submitted_id"] = as_submitted
+        payload["id_base"] = id_base.strip().lower()  # type: ignore[union-attr]
     for name in ("parts", "part"):
         value = _positive_int(item, name)
         if value is not None:

@@ -147,12 +147,13 @@ def decode_json(body: bytes) -> Any:
         raise InputError("invalid JSON", [{"field": "body", "reason": reason}]) from None
 
 
-def _normaliser(settings: Settings) -> Callable[[str, str], str]:
-    """``(carrier, id) -> id`` spelt as that carrier's reports will spell it, so that a
-    submission and its reports correlate (docs/carriers.md)."""
+def _normaliser(settings: Settings) -> Callable[[str, str, int | None], str]:
+    """``(carrier, id, base) -> id`` spelt as that carrier's reports will spell it, so that
+    a submission and its reports correlate (docs/carriers.md): a numeric id written in
+    ``base`` becomes decimal, as an ``smpp`` callback with ``id_base`` makes its receipts'."""
     from pipeline.ingest.adapters import normalise_carrier_message_id
 
-    def normalise(carrier: str, carrier_message_id: str) -> str:
-        return normalise_carrier_message_id(carrier_message_id)
+    def normalise(carrier: str, carrier_message_id: str, base: int | None = None) -> str:
+        return normalise_carrier_message_id(carrier_message_id, base=base)
 
     return normalise
