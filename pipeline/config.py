@@ -90,6 +90,14 @@ class CarrierSettings(_Section):
     timezone: str = "UTC"
 
 
+class SendPathAuth(_Section):
+    """Credentials the provider's own send path presents on /v1/messages, /v1/submissions
+    and /v1/refusals (Twilio's scheme is a carrier's, not ours)."""
+
+    type: Literal["none", "token", "basic", "hmac"] = "none"
+    secret_env: str | None = None
+
+
 class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -99,6 +107,7 @@ class IngestSettings(_Section):
     commit_interval_ms: int = Field(default=0, ge=0)
     #: ...and no transaction takes more than this many events (one request's are never split).
     commit_max_events: int = Field(default=500, ge=1)
+    auth: SendPathAuth = SendPathAuth()
 
 
 class ProjectorSettings(_Section):

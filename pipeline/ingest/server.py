@@ -44,6 +44,24 @@ class IngestState:
 STATE = web.AppKey("ingest_state", IngestState)
 
 
+#: The secrets key (and auth-failure metric label) of the provider's own routes; not a
+#: valid carrier name, so it cannot collide with one.
+SEND_PATH = "/send-path"
+
+
+def _secret(settings: Settings, auth_settings: Any, key: str) -> str | None:
+    if auth_settings.type == "none":
+        return None
+    if not auth_settings.secret_env:
+        from pipeline.config import ConfigError
+
+        raise ConfigError(
+            f"{settings.source_file or 'defaults'}: {key}.secret_env: "
+            f"required for auth type {auth_settings.type}"
+        )
+    return settings.secret(auth_settings.secret_env, f"{key}.secret_env")
+
+
 def build_ingest_app(settings: Settings, db: Database) -> web.Application:
     """The ingest app. Secrets are resolved now, so a missing one fails at startup
     (ConfigError naming the key) rather than at the first report."""
@@ -54,20 +72,12 @@ def build_ingest_app(settings: Settings, db: Database) -> web.Application:
         max_events=settings.ingest.commit_max_events,
         on_commit=metrics.observe_commit,
     )
-    secrets: dict[str, str | None] = {}
+    secrets: dict[str, str | None] = {
+        SEND_PATH: _secret(settings, settings.ingest.auth, "ingest.auth")
+    }
     signer = None
     for name, carrier in settings.carriers.items():
-        if carrier.auth.type == "none":
-            secrets[name] = None
-            continue
-        if not carrier.auth.secret_env:
-            from pipeline.config import ConfigError
-
-            raise ConfigError(
-                f"{settings.source_file or 'defaults'}: carriers.{name}.auth.secret_env: "
-                f"required for auth type {carrier.auth.type}"
-            )
-        secrets[name] = settings.secret(carrier.auth.secret_env, f"carriers.{name}.auth.secret_env")
+        secrets[name] = _secret(settings, carrier.auth, f"carriers.{name}.auth")
         if carrier.auth.type == "twilio":
             from pipeline.ingest.adapters.twilio import twilio_signature
 
@@ -164,7 +174,14 @@ def _own_route(kind: str) -> Handler:
         body = await _read_body(request)
         if isinstance(body, web.Response):
             return body
-        return await _ingest(request, Target(kind), auth.scrub(_raw(request, body)))
+        state = request.app[STATE]
+        raw = _raw(request, body)
+        try:
+            auth.check(state.settings.ingest.auth.type, raw, state.secrets.get(SEND_PATH))
+        except auth.AuthError as exc:
+            state.metrics.auth_failures.labels(SEND_PATH).inc()
+            return _error(401, "unauthorized", {"reason": str(exc)})
+        return await _ingest(request, Target(kind), auth.scrub(raw))
 
     handle.__name__ = f"post_{kind}"
     return handle
