@@ -120,7 +120,8 @@ class TrackStatus:
 
 
 def track_status(track: Track) -> TrackStatus:
-    finals = tuple(sorted(track.finals.items(), key=lambda item: item[1]))
+    items = track.finals
+    finals = tuple(items.items()) if len(items) < 2 else tuple(sorted(items.items(), key=_second))
     if finals:
         winner, stamp = finals[-1]
         return TrackStatus(winner, stamp[0], True, finals)
@@ -129,10 +130,19 @@ def track_status(track: Track) -> TrackStatus:
     return TrackStatus(None, None, False, ())
 
 
+def _second(item: tuple[int, Stamp]) -> Stamp:
+    return item[1]
+
+
 def combine_parts(parts: list[TrackStatus]) -> tuple[int | None, str | None, bool]:
     """(status, status time, final) of a message from its parts' statuses (module docstring)."""
     if not parts:
         return None, None, False
+    if len(parts) == 1:
+        # The rules below, for one part, give the part's own status: a final one as it is
+        # (1, 2, 16 or 52), an intermediate one as it is (8 or 4). Most messages have one.
+        only = parts[0]
+        return only.status, only.at, only.final
     finals = [p for p in parts if p.final]
     failed = [p for p in finals if p.status != DELIVERED]
     if failed:

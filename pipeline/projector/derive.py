@@ -40,7 +40,9 @@ class FoldRules:
     non_chargeable: frozenset[int] = frozenset({16, 52})
     rounding: str = "half_up"
     _memo: dict[tuple[Any, ...], TariffRule | None] = field(default_factory=dict, repr=False)
-    _prices: dict[tuple[Any, ...], tuple[Decimal, str]] = field(default_factory=dict, repr=False)
+    _prices: dict[tuple[Any, ...], tuple[Decimal, str, str]] = field(
+        default_factory=dict, repr=False
+    )
     _parts: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     #: Memo sizes: each memo is cleared when it reaches this, which bounds memory.
@@ -58,8 +60,9 @@ class FoldRules:
 
     def price(
         self, tariff: TariffRule, parts: int, free: bool, status: int | None
-    ) -> tuple[Decimal, str]:
-        """(payment_sum, currency) by ``price_message``, memoised on what the price depends on."""
+    ) -> tuple[Decimal, str, str]:
+        """(payment_sum, currency, payment_sum as payload text) by ``price_message``,
+        memoised on what the price depends on."""
         key = (tariff, parts, free, status in self.non_chargeable)
         found = self._prices.get(key)
         if found is None:
@@ -74,7 +77,8 @@ class FoldRules:
                 rounding=self.rounding,
             )
             assert quote.payment_sum is not None and quote.currency_iso is not None
-            found = self._prices[key] = (quote.payment_sum, quote.currency_iso)
+            money = format(quote.payment_sum, "f")
+            found = self._prices[key] = (quote.payment_sum, quote.currency_iso, money)
         return found
 
     def tariff_for(
@@ -170,6 +174,11 @@ def carrier_parts(facts: MessageFacts) -> int | None:
 
 
 def _part_statuses(facts: MessageFacts, parts: int | None) -> dict[str, TrackStatus]:
+    if len(facts.tracks) == 1:
+        # The common case, a single track about the whole message, needs no grouping.
+        ((key, track),) = facts.tracks.items()
+        if part_identity(facts, key) == WHOLE:
+            return {WHOLE: track_status(track)}
     grouped: dict[str, list[Track]] = {}
     for key, track in facts.tracks.items():
         grouped.setdefault(part_identity(facts, key), []).append(track)
@@ -205,7 +214,26 @@ def _carrier_cost(facts: MessageFacts) -> Cost | None:
     return Cost(format(total, "f"), first.currency, first.stamp)
 
 
-def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
+#: What ``visible`` gives: (payload, conditions).
+Visible = tuple[tuple[Any, ...], dict[str, dict[str, Any]]]
+
+
+def visible(facts: MessageFacts, rules: FoldRules) -> Visible:
+    """Only what must be known after *every* event: the Altegio-visible payload (which
+    decides ``version``) and the mismatch conditions (whose opening and resolving positions
+    are per event). The projector's hot path; ``derive_view`` gives the same two and the rest
+    of the row, which depends on the message's final facts alone and so is derived once per
+    message per batch."""
+    core = _core(facts, rules)
+    return (core[0], core[1], core[2], core[3]), core[4]
+
+
+def _core(
+    facts: MessageFacts, rules: FoldRules
+) -> tuple[Any, str | None, str | None, int | None, dict[str, dict[str, Any]], Any]:
+    """(status, money text, currency, parts, conditions, extra) where extra is
+    (status_at, is_final, parts_source, payment_sum): one computation for both
+    ``visible`` and ``derive_view``, so that the two can never disagree."""
     conditions: dict[str, dict[str, Any]] = {}
     accepted = facts.accepted
 
@@ -247,7 +275,7 @@ def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
         # Our own refusal is authoritative: the message never reached a carrier from us.
         status, status_at, final = NOT_ENOUGH_FUNDS, stamp[0], True
 
-    payment_sum = currency = None
+    payment_sum = currency = money = None
     if accepted is not None and parts is not None:
         tariff = None
         if accepted.phone:
@@ -267,8 +295,13 @@ def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
                 "accepted_at": accepted.accepted_at,
             }
         else:
-            payment_sum, currency = rules.price(tariff, parts, accepted.free, status)
+            payment_sum, currency, money = rules.price(tariff, parts, accepted.free, status)
+    return status, money, currency, parts, conditions, (status_at, final, parts_source, payment_sum)
 
+
+def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
+    status, _money, currency, parts, conditions, extra = _core(facts, rules)
+    status_at, final, parts_source, payment_sum = extra
     carrier = carrier_message_id = None
     if facts.submissions:
         first_sub = min(facts.submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))

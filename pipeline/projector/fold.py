@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.domain.status import KNOWN_STATUSES, Stamp, Track, report_status
 from pipeline.eventlog import StoredEvent
-from pipeline.projector.derive import FoldRules, MessageView, derive_view
+from pipeline.projector.derive import FoldRules, MessageView, derive_view, visible
 from pipeline.projector.message import Accepted, Cost, MessageFacts, Submission
 
 #: Event types that change a message's facts; others (dispatch.*, mismatch.*) do not.
@@ -141,29 +141,29 @@ def fold_event(facts: MessageFacts, event: StoredEvent, rules: FoldRules) -> Fol
     Pure: ``facts`` is not changed (``explain`` and the property tests rely on that).
     """
     out = facts.copy()
-    view, changed = fold_into(out, event, rules)
-    return Folded(out, view, changed)
+    changed = fold_into(out, event, rules)
+    return Folded(out, derive_view(out, rules), changed)
 
 
-def fold_into(
-    facts: MessageFacts, event: StoredEvent, rules: FoldRules
-) -> tuple[MessageView, bool]:
-    """``fold_event`` in place: (view, payload changed). The projector's hot path.
+def fold_into(facts: MessageFacts, event: StoredEvent, rules: FoldRules) -> bool:
+    """``fold_event`` in place, without the full view: whether the payload changed.
+    The projector's hot path.
 
-    The view is derived after *every* event, because ``version`` counts every change of the
-    visible payload in log order (see docs/projector.md); ``derive_view`` memoises its
-    costly parts (parts counting, tariff look-up, pricing) so that this stays cheap.
+    The visible payload and the mismatch conditions are derived after *every* event,
+    because ``version`` counts every change of the payload in log order and a condition
+    opens or resolves at the event that caused it (see docs/projector.md). The rest of the
+    view (carrier, cost, status time) depends on the facts alone, so the caller derives it
+    once, from the facts its last event left (``derive_view``).
     """
     if event.type in MESSAGE_EVENTS:
         apply_fact_into(facts, event)
-    view = derive_view(facts, rules)
-    payload = view.payload
+    payload, conditions = visible(facts, rules)
     changed = payload != facts.payload
     if changed:
         facts.payload = payload
         facts.version += 1
-    facts.conditions = view.conditions
+    facts.conditions = conditions
     if event.position > facts.last_position:
         facts.last_position = event.position
-    facts.updated_at = time_text(event.recorded_at)
-    return view, changed
+    facts.updated_at = event.recorded_at
+    return changed

@@ -9,6 +9,7 @@ replay equal to incremental projection.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pipeline.domain.status import Stamp, Track
@@ -67,7 +68,8 @@ class MessageFacts:
     payload: tuple[Any, ...] | None = None
     version: int = 0
     last_position: int = 0
-    updated_at: str | None = None
+    #: The ``recorded_at`` of the last event folded (the row's ``updated_at``).
+    updated_at: datetime | None = None
 
     def copy(self) -> MessageFacts:
         return MessageFacts(
@@ -113,7 +115,7 @@ class MessageFacts:
         *,
         version: int,
         last_position: int,
-        updated_at: str | None,
+        updated_at: datetime | None,
     ) -> MessageFacts:
         refused = data.get("refused")
         dlr_parts = data.get("dlr_parts")

@@ -52,7 +52,8 @@ class _Batch:
     facts: dict[str, MessageFacts]
     held: dict[tuple[str, str], list[tuple[int, StoredEvent | None, datetime]]]
     timers: list[tuple[datetime, int, str, str | None, str | None, str | None]]
-    views: dict[str, MessageView] = field(default_factory=dict)
+    #: Messages folded in this batch (insertion-ordered), whose rows are written at the end.
+    touched: dict[str, None] = field(default_factory=dict)
     new_correlations: list[dict[str, Any]] = field(default_factory=list)
     released: set[int] = field(default_factory=set)
     changed: set[str] = field(default_factory=set)
@@ -281,10 +282,10 @@ def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | N
     if facts is None:
         facts = work.facts[message_id] = MessageFacts(message_id)
     before_conditions = facts.conditions
-    view, changed = fold_into(facts, event, work.rules)
+    changed = fold_into(facts, event, work.rules)
     if at is not event:
         facts.last_position = max(facts.last_position, at.position)
-        facts.updated_at = time_text(at.recorded_at)
+        facts.updated_at = at.recorded_at
     if changed:
         work.changed.add(message_id)
     if facts.accepted is None and facts.unaccepted_timer is None:
@@ -298,7 +299,7 @@ def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | N
             _resolve(work, message_id, message_id, "unknown_message", at)
     if before_conditions or facts.conditions:
         _diff_conditions(work, message_id, before_conditions, facts.conditions, at)
-    work.views[message_id] = view
+    work.touched[message_id] = None
 
 
 def _diff_conditions(
@@ -373,7 +374,12 @@ def _apply_acknowledgement(work: _Batch, event: StoredEvent) -> None:
 
 
 def _write(work: _Batch) -> None:
-    rows = [store.state_row(work.facts[mid], view) for mid, view in work.views.items()]
+    # The full view depends on the facts alone: derived once per message, from the facts
+    # its last event in the batch left, it is the view that event would have given.
+    rows = [
+        store.state_row(work.facts[mid], derive_view(work.facts[mid], work.rules))
+        for mid in work.touched
+    ]
     store.save_states(work.conn, work.tables, rows)
     store.save_correlations(work.conn, work.tables, work.new_correlations)
     store.save_held(work.conn, work.tables, list(work.held_new.values()))

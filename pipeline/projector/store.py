@@ -147,15 +147,9 @@ def load_facts(
                 row.fold_state,
                 version=row.version,
                 last_position=row.last_position,
-                updated_at=_time_text_of(row.updated_at),
+                updated_at=row.updated_at,
             )
     return out
-
-
-def _time_text_of(value: datetime | None) -> str | None:
-    from pipeline.projector.fold import time_text
-
-    return time_text(value) if value is not None else None
 
 
 #: message_state's columns in the order ``state_row`` gives its values.
@@ -194,7 +188,7 @@ def state_row(facts: MessageFacts, view: MessageView) -> tuple[Any, ...]:
         facts.last_position,
         facts.version,
         payload_hash(payload),
-        parse_time_text(facts.updated_at) if facts.updated_at else None,
+        facts.updated_at,
         facts.to_json(),
     )
 
