@@ -124,3 +124,17 @@ def test_config_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config), "events", "stats"])
     assert result.exit_code == 2
     assert result.output.strip() == f"smsrecon: {config}: dispatcher.concurency: unknown key"
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://nobody:pw-not-shown@127.0.0.1:{port}/x"
+    for args, code in ((("events", "stats"), 2), (("db", "upgrade"), 1)):
+        result = run(*args, url=url)
+        assert result.returncode == code, result.stderr
+        assert "Traceback" not in result.stderr and "pw-not-shown" not in result.stderr
+        assert result.stderr.startswith("smsrecon: ") and "Connection refused" in result.stderr

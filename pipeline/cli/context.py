@@ -14,6 +14,7 @@ from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.db.engine import Database
@@ -66,11 +67,20 @@ class AppContext:
                 require_head(self._database.engine)
             except SchemaError as exc:
                 fail(str(exc))
+            except OperationalError as exc:
+                fail(f"cannot reach the database: {database_error_text(exc)}")
         return self._database
 
     def close(self) -> None:
         if self._database is not None:
             self._database.dispose()
+
+
+def database_error_text(exc: BaseException) -> str:
+    """The driver's own first line (no SQL, no parameters, no URL with a password)."""
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
 
 
 def app_context() -> AppContext:

@@ -61,4 +61,14 @@ def cli(ctx: click.Context, config_path: str | None, database_url: str | None) -
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="smsrecon")
+    """The console script. A database that stops answering mid-command is one line on
+    stderr and exit 1, not a traceback (the work done so far is committed or rolled back
+    whole, so running the command again is safe)."""
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.cli.context import EXIT_FAILURE, database_error_text, fail
+
+    try:
+        return cli.main(args=argv, prog_name="smsrecon")
+    except OperationalError as exc:
+        fail(f"database error: {database_error_text(exc)}", EXIT_FAILURE)
