@@ -75,7 +75,6 @@ def apply_fact(facts: MessageFacts, event: StoredEvent) -> MessageFacts:
 
 def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
     """Apply one event to ``out`` in place (the projector's batch owns its facts)."""
-    stamp: Stamp = (time_text(event.occurred_at), event.position)
     payload = event.payload
     if event.type == "message.accepted":
         if out.accepted is None or event.position < out.accepted.position:
@@ -91,7 +90,10 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
                 accepted_at=event.occurred_at.astimezone(UTC).isoformat(),
                 position=event.position,
             )
-    elif event.type == "message.refused":
+        return
+    # Every other fact is stamped with (carrier time, position).
+    stamp: Stamp = (time_text(event.occurred_at), event.position)
+    if event.type == "message.refused":
         if out.refused is None or stamp[1] < out.refused[1][1]:
             out.refused = (str(payload.get("reason") or "refused"), stamp)
     elif event.type == "carrier.submitted":

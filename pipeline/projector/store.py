@@ -193,24 +193,26 @@ def state_row(facts: MessageFacts, view: MessageView) -> tuple[Any, ...]:
     )
 
 
-_TIMES = frozenset({"status_at", "accepted_at", "updated_at"})
-_MONEY = frozenset({"payment_sum", "carrier_cost"})
+_TIMES = tuple(STATE_COLUMNS.index(c) for c in ("status_at", "accepted_at", "updated_at"))
+_MONEY = tuple(STATE_COLUMNS.index(c) for c in ("payment_sum", "carrier_cost"))
 
 
 def _driver_values(row: tuple[Any, ...], postgres: bool) -> tuple[Any, ...]:
     """What the column types would bind (Money as text, UTC times, JSON), done by hand."""
     out = list(row)
-    for i, name in enumerate(STATE_COLUMNS):
-        value = out[i]
-        if value is None:
-            continue
-        if name in _MONEY:
-            out[i] = money_text(value)
-        elif name in _TIMES and not postgres:
-            # SQLite stores naive UTC text in SQLAlchemy's format, so text order is time order.
-            out[i] = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    last = len(STATE_COLUMNS) - 1
-    out[last] = _jsonb(out[last]) if postgres else json.dumps(out[last], separators=(",", ":"))
+    for i in _MONEY:
+        if out[i] is not None:
+            out[i] = money_text(out[i])
+    if not postgres:
+        for i in _TIMES:
+            value = out[i]
+            if value is not None:
+                # SQLite stores naive UTC text in SQLAlchemy's format, so text order is time
+                # order: the aware UTC text without its "+00:00".
+                if value.tzinfo is not UTC:
+                    value = value.astimezone(UTC)
+                out[i] = value.isoformat(" ", "microseconds")[:-6]
+    out[-1] = _jsonb(out[-1]) if postgres else json.dumps(out[-1], separators=(",", ":"))
     return tuple(out)
 
 
@@ -363,23 +365,28 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
             )
             for p, t, m, c, cm, o, r, s, d, k in rows
         ]
-    parse = datetime.fromisoformat
     loads = json.loads
-    return [
-        StoredEvent(
-            p,
-            t,
-            m,
-            c,
-            cm,
-            parse(o).replace(tzinfo=UTC),
-            parse(r).replace(tzinfo=UTC),
-            s,
-            loads(d),
-            k,
-        )
-        for p, t, m, c, cm, o, r, s, d, k in rows
-    ]
+    try:
+        # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in the text
+        # parses straight to an aware UTC time, several times cheaper than ``replace``.
+        return [
+            StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
+            for p, t, m, c, cm, o, r, s, d, k in rows
+        ]
+    except ValueError:  # a text with an offset of its own: read it as the column type does
+        return [
+            StoredEvent(p, t, m, c, cm, _sqlite_time(o), _sqlite_time(r), s, loads(d), k)
+            for p, t, m, c, cm, o, r, s, d, k in rows
+        ]
+
+
+_PARSE = datetime.fromisoformat
+_UTC = "+00:00"
+
+
+def _sqlite_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(value: datetime) -> datetime:
