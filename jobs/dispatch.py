@@ -14,6 +14,7 @@ import logging
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from jobs.interval import add_interval_job
 from pipeline import logsafe
 from pipeline.config import Settings
 from pipeline.db.engine import Database
@@ -37,15 +38,12 @@ def run_dispatch_job(settings: Settings, db: Database) -> DispatchSummary | None
 
 def add_dispatch_job(scheduler: BaseScheduler, settings: Settings, db: Database) -> None:
     logsafe.install()
-    scheduler.add_job(
+    add_interval_job(
+        scheduler,
         run_dispatch_job,
-        "interval",
-        seconds=settings.scheduler.dispatch_interval,
+        every=settings.scheduler.dispatch_interval,
         args=(settings, db),
-        id=JOB_ID,
+        job_id=JOB_ID,
         name="dispatch statuses to Altegio",
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=max(1, int(settings.scheduler.misfire_grace_time)),
-        replace_existing=True,
+        settings=settings,
     )

@@ -10,6 +10,7 @@ import logging
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from jobs.interval import add_interval_job
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.projector.runner import ProjectSummary, run_project
@@ -31,15 +32,12 @@ def project_job(db: Database, settings: Settings) -> ProjectSummary | None:
 
 def add_project_job(scheduler: BaseScheduler, settings: Settings, db: Database) -> None:
     """Register the job: one instance at a time, missed runs coalesced into one."""
-    scheduler.add_job(
+    add_interval_job(
+        scheduler,
         project_job,
-        trigger="interval",
-        seconds=settings.scheduler.project_interval,
+        every=settings.scheduler.project_interval,
         args=(db, settings),
-        id=JOB_ID,
+        job_id=JOB_ID,
         name="project events into message_state",
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=max(1, int(settings.scheduler.misfire_grace_time)),
-        replace_existing=True,
+        settings=settings,
     )
