@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from pipeline.config import Settings
 from pipeline.db.engine import Database
@@ -60,11 +61,11 @@ def import_records(
     pending: list[_Parsed] = []
     pending_events = 0
 
-    def refuse(record: FileRecord, exc: InputError, received_at: object) -> None:
+    def refuse(record: FileRecord, exc: InputError, received_at: datetime) -> None:
         quarantine.save(
             db,
             record.request,
-            received_at=received_at,  # type: ignore[arg-type]
+            received_at=received_at,
             source=source,
             error=f"{exc.error} ({source.removeprefix('file:')}, {record.location})",
             detail=exc.detail,
@@ -102,7 +103,7 @@ def _flush(
     db: Database,
     pending: list[_Parsed],
     summary: ImportSummary,
-    refuse: Callable[[FileRecord, InputError, object], None],
+    refuse: Callable[[FileRecord, InputError, datetime], None],
 ) -> None:
     if not pending:
         return
