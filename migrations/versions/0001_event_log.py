@@ -66,6 +66,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The log is the only record of what happened: dropping it is allowed only while it is
+    # empty. Raising here rolls back the whole downgrade (it runs in one transaction).
+    stored = op.get_bind().execute(sa.text("SELECT count(*) FROM events")).scalar()
+    if stored:
+        raise RuntimeError(
+            f"refusing to downgrade below {revision}: the events table holds {stored} "
+            "events and dropping it would destroy the log (back the database up, and drop "
+            "it yourself if that is really what you mean)"
+        )
     if op.get_bind().dialect.name == "postgresql":
         for op_name in ("update", "delete", "truncate"):
             op.execute(f"DROP TRIGGER IF EXISTS events_no_{op_name} ON events")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli.context import app_context
+from pipeline.cli.context import EXIT_USAGE, app_context, fail
 from pipeline.db import schema
 
 
@@ -34,3 +34,29 @@ def current() -> None:
     head = schema.head_revision()
     state = "up to date" if now == head else f"behind (head is {head}): run `smsrecon db upgrade`"
     click.echo(f"{now or 'empty'} ({state})")
+
+
+@db.command()
+@click.argument("role")
+def grant(role: str) -> None:
+    """Grant ROLE exactly what the app needs at run time (PostgreSQL; run as the owner).
+
+    On events only INSERT and SELECT: the role cannot alter, disable the triggers of,
+    drop, truncate, update or delete the log. Migrations and replay stay with the owner.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from pipeline.cli.context import database_error_text
+    from pipeline.db.roles import RoleError, grant_runtime
+
+    database = app_context().database()
+    try:
+        with database.write() as conn:
+            granted = grant_runtime(conn, role)
+    except RoleError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except DBAPIError as exc:
+        fail(f"cannot grant (run as the schema's owner): {database_error_text(exc)}", EXIT_USAGE)
+    for on, privileges in granted.items:
+        click.echo(f"granted {privileges} on {on}")
+    click.echo(f"{role} may now run the app; keep migrations and replay with the owner")

@@ -6,8 +6,10 @@ import base64
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.cli.context import (
     EXIT_FAILURE,
@@ -22,6 +24,9 @@ from pipeline.cli.context import (
 from pipeline.config import Settings
 from pipeline.ingest.adapters.base import FORMATS
 from pipeline.ingest.requests import KINDS
+
+if TYPE_CHECKING:
+    from pipeline.ingest.importer import ImportSummary
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -72,8 +77,9 @@ def ingest(files: tuple[Path, ...], fmt: str, carrier: str | None) -> None:
 
     Bad records are quarantined and the rest imported; exit 3 when anything was quarantined.
     """
+    from pipeline.ingest.faults import failure_text
     from pipeline.ingest.files import FileLayoutError, read_records
-    from pipeline.ingest.importer import ImportSummary, import_records
+    from pipeline.ingest.importer import ImportSummary, ImportUnavailable, import_records
 
     ctx = app_context()
     settings = ctx.settings
@@ -91,23 +97,34 @@ def ingest(files: tuple[Path, ...], fmt: str, carrier: str | None) -> None:
     database = ctx.database()
     summary = ImportSummary()
     total = sum(len(records) for _, records in batches)
-    with progress(total, f"ingesting {fmt}") as bar:
-        for file, records in batches:
-            import_records(
-                database,
-                settings,
-                records,
-                target=target,
-                source=f"file:{file.name}"[:128],
-                summary=summary,
-                advance=bar.advance,
-            )
-    click.echo(
+    try:
+        with progress(total, f"ingesting {fmt}") as bar:
+            for file, records in batches:
+                import_records(
+                    database,
+                    settings,
+                    records,
+                    target=target,
+                    source=f"file:{file.name}"[:128],
+                    summary=summary,
+                    advance=bar.advance,
+                )
+    except (ImportUnavailable, SQLAlchemyError) as exc:
+        # One line, never the driver's full message: it would quote the SQL parameters,
+        # which hold the rows' phone numbers and texts.
+        reason = str(exc) if isinstance(exc, ImportUnavailable) else failure_text(exc)
+        click.echo(_summary_line(summary))
+        fail(f"the database failed, the rest was not stored (run again): {reason}", EXIT_FAILURE)
+    click.echo(_summary_line(summary))
+    if summary.quarantined:
+        raise SystemExit(EXIT_QUARANTINED)
+
+
+def _summary_line(summary: ImportSummary) -> str:
+    return (
         f"read {summary.read}, appended {summary.appended}, duplicates {summary.duplicates}, "
         f"quarantined {summary.quarantined}"
     )
-    if summary.quarantined:
-        raise SystemExit(EXIT_QUARANTINED)
 
 
 def _target(settings: Settings, fmt: str, carrier: str | None):  # type: ignore[no-untyped-def]

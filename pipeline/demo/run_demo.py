@@ -21,7 +21,7 @@ import yaml
 from sqlalchemy import select
 
 from pipeline.config import Settings
-from pipeline.db import schema
+from pipeline.db import marks, schema
 from pipeline.db.engine import Database
 from pipeline.demo.report import print_results
 from pipeline.dispatch.dispatcher import dispatch_once
@@ -77,18 +77,60 @@ def demo_settings(database_url: str, sandbox_url: str) -> Settings:
     )  # fmt: skip
 
 
+#: The first line of every settings file the demo writes: how it knows the file is its own.
+CONFIG_HEADER = "# Written by `smsrecon demo`: the settings its database was built with.\n"
+
+
+class DemoRefused(Exception):
+    """The demo would delete or overwrite something it did not create; nothing was touched."""
+
+
 def write_config(settings: Settings, path: Path) -> None:
     """Keep the demo's settings beside its database, so that follow-up commands
     (``explain``, ``events tail``, ``dispatch``) see the same carriers and tariffs."""
     document = settings.model_dump(mode="json", exclude={"source_file"})
-    header = "# Written by `smsrecon demo`: the settings its database was built with.\n"
-    path.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    path.write_text(CONFIG_HEADER + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def check_config_is_ours(path: Path) -> None:
+    """Refuse to overwrite a settings file the demo did not write (its first line says)."""
+    if not path.exists():
+        return
+    with path.open("rb") as file:
+        first = file.readline()
+    if first != CONFIG_HEADER.encode("utf-8"):
+        raise DemoRefused(
+            f"{path} exists and was not written by `smsrecon demo`: left untouched "
+            "(give --database a path whose .yaml is free)"
+        )
+
+
+def check_file_is_ours(path: Path) -> None:
+    """Refuse to delete an existing file that is not a demo database (its header says)."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file() or not marks.sqlite_file_is_demo(path):
+        raise DemoRefused(
+            f"{path} exists and is not a demo database: left untouched (give --database a new file)"
+        )
+
+
+def check_database_is_ours(database: Database) -> None:
+    """Refuse a database that holds data and is not marked as the demo's."""
+    if not marks.is_demo(database.engine) and marks.holds_data(database.engine):
+        raise DemoRefused(
+            "the database at --url holds data and is not a demo database: left untouched "
+            "(give --url an empty database)"
+        )
 
 
 def fresh_sqlite(path: Path) -> Database:
-    """The demo always starts from an empty database file of its own."""
+    """The demo starts from an empty database file of its own, marked as the demo's, and
+    deletes only a file that carries that mark (``check_file_is_ours``)."""
+    check_file_is_ours(path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    marks.create_demo_sqlite(path)
     database = Database.from_url(f"sqlite:///{path}")
     schema.upgrade(database.engine)
     return database
@@ -180,17 +222,29 @@ async def _run(database: Database, database_url: str, config_path: Path) -> None
 
 
 def run_demo(path: Path = DEFAULT_DATABASE, database_url: str | None = None) -> None:
-    os.environ.update(ENV)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Run the demo; DemoRefused (before anything is touched) when ``path``, its ``.yaml``
+    or the database at ``database_url`` holds something the demo did not create."""
     config_path = path.with_suffix(".yaml")
     if database_url is None:
+        check_file_is_ours(path)
+        check_config_is_ours(config_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         database = fresh_sqlite(path)
         database_url = f"sqlite:///{path}"
         click.echo(f"demo database: {path} (created afresh)")
     else:
         database = Database.from_url(database_url)
-        schema.upgrade(database.engine)
+        try:
+            check_database_is_ours(database)
+            check_config_is_ours(config_path)
+            schema.upgrade(database.engine)
+            marks.mark_demo(database.engine)
+        except BaseException:
+            database.dispose()
+            raise
         click.echo("demo database: the given URL")
+    os.environ.update(ENV)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         asyncio.run(_run(database, database_url, config_path))
     finally:

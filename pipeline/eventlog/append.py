@@ -63,11 +63,20 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     sqlite = conn.dialect.name == "sqlite"
     recorded_at: object = utc_now()
     if sqlite:
+        # SQLite's log refuses any insert of a stored key (migration 0006: that is how it
+        # stops REPLACE), so stored keys are left out here; appends are serialised, so
+        # none can be stored between this look and the insert.
+        stored_already = _stored_keys_sqlite(conn, list(unique))
         recorded_at = _sqlite_time(recorded_at)  # type: ignore[arg-type]
-        rows = [_row_for_sqlite(e, recorded_at) for e in unique.values()]
+        rows = [
+            _row_for_sqlite(e, recorded_at)
+            for key, e in unique.items()
+            if key not in stored_already
+        ]
     else:
         rows = [_row_for_postgres(e, recorded_at) for e in unique.values()]
-    conn.exec_driver_sql(_insert_sql(conn.dialect.name), rows)
+    if rows:
+        conn.exec_driver_sql(_insert_sql(conn.dialect.name), rows)
     read_back = "SELECT dedup_key, position FROM events WHERE position > " + (
         "?" if sqlite else "%s"
     )
@@ -94,6 +103,20 @@ def _insert_sql(dialect: str) -> str:
     else:
         values = "%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s"
     return f"INSERT INTO events ({_COLUMNS}) VALUES ({values}) ON CONFLICT (dedup_key) DO NOTHING"
+
+
+#: Keys per ``IN (...)`` lookup, well under SQLite's limit on bound parameters.
+_KEYS_PER_LOOKUP = 500
+
+
+def _stored_keys_sqlite(conn: Connection, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_LOOKUP):
+        chunk = keys[start : start + _KEYS_PER_LOOKUP]
+        marks = ", ".join(["?"] * len(chunk))
+        sql = f"SELECT dedup_key FROM events WHERE dedup_key IN ({marks})"
+        found.update(key for (key,) in conn.exec_driver_sql(sql, tuple(chunk)))
+    return found
 
 
 def _sqlite_time(value: datetime) -> str:

@@ -77,7 +77,9 @@ def read_records(text: str, fmt: str, target: Target) -> list[FileRecord]:
 def _json_records(text: str, fmt: str, target: Target) -> list[FileRecord]:
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
+        # Not one document (or one holding a value Python will not read, such as an
+        # integer over 4,300 digits): read it line by line, so only that line is refused.
         return _json_lines(text, fmt, target)
     if isinstance(document, list):
         return [
@@ -94,7 +96,7 @@ def _json_lines(text: str, fmt: str, target: Target) -> list[FileRecord]:
             continue
         try:
             item = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             # Kept as it is: the adapter refuses it and quarantine keeps the line.
             records.append(FileRecord(f"line {number}", _json_post(target, line.encode())))
             continue
@@ -141,7 +143,13 @@ def _csv_boolean(value: str) -> Any:
 
 
 def _dumps(item: Any) -> bytes:
-    return json.dumps(item, ensure_ascii=False).encode("utf-8")
+    text = json.dumps(item, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate, written as a JSON escape in the file: kept as that escape, so
+        # the record reaches the parser (and, if refused, the quarantine) as it was sent.
+        return json.dumps(item).encode("ascii")
 
 
 def _json_post(target: Target, body: bytes) -> RawRequest:

@@ -3,7 +3,9 @@
 Each request goes: size check → (DLR) carrier lookup and authentication → scrub secrets →
 parse (``routing.interpret``) → group commit (``writer``) → the answer its sender expects.
 A 2xx is only ever sent after the request's events are committed. Bad input is answered
-400 and the scrubbed raw request kept in ``quarantine``; nothing else is stored for it.
+400 and the scrubbed raw request kept in ``quarantine``; nothing else is stored for it. That
+includes a request that parsed but whose content the database refuses (the writer's
+ContentRejected); a database that is down is 503, and the sender sends again.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from pipeline.eventlog.model import utc_now
 from pipeline.ingest import auth
 from pipeline.ingest import quarantine as quarantine_store
 from pipeline.ingest.adapters.base import RawRequest
+from pipeline.ingest.faults import unparseable
 from pipeline.ingest.metrics import CONTENT_TYPE, IngestMetrics
 from pipeline.ingest.routing import InputError, Target, UnknownCarrier, interpret
-from pipeline.ingest.writer import GroupCommitWriter, WriterUnavailable
+from pipeline.ingest.writer import ContentRejected, GroupCommitWriter, WriterUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -225,10 +228,22 @@ async def _ingest(request: web.Request, target: Target, raw: RawRequest) -> web.
         return _error(404, "unknown carrier", {"carrier": target.carrier})
     except InputError as exc:
         return await _quarantine(request, target, raw, exc, received_at, source)
+    except Exception as exc:
+        # A value no parser check caught (a number too long to convert, a structure too
+        # deep): still this request's content, so still 400 and quarantine, never a 500.
+        refused = unparseable(exc)
+        if refused is None:
+            raise
+        log.error("a parser let %s through on %s", type(exc).__name__, raw.path)
+        return await _quarantine(request, target, raw, refused, received_at, source)
     try:
         committed = await state.writer.submit(outcome.events)
     except WriterUnavailable as exc:
         return _error(503, str(exc))
+    except ContentRejected as exc:
+        # Parsed, but the database refuses what it holds: bad input all the same.
+        refused = InputError(exc.error, exc.detail)
+        return await _quarantine(request, target, raw, refused, received_at, source)
     state.metrics.events_appended.inc(committed.appended)
     state.metrics.duplicates.inc(committed.duplicates)
     if outcome.reply_status is None:

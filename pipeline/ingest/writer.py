@@ -12,6 +12,13 @@ batch, taken whole as soon as that commit ends. Batches therefore grow exactly w
 does, and at low load a request pays one commit and nothing more. ``interval_ms`` adds an
 optional linger before each commit, for databases where fewer, larger transactions matter
 more than latency.
+
+One request's bad content must not fail the others that share its commit. When a batch
+fails, its requests are retried one at a time, in arrival order, each in its own
+transaction: a request whose content the database refuses gets ContentRejected (the server
+answers 400 and quarantines it), the others are committed and answered as usual. When the
+failure is the database's (``faults.classify_failure``), the rest of the batch gets
+WriterUnavailable at once rather than a failing transaction each.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from dataclasses import dataclass
 
 from pipeline.db.engine import Database
 from pipeline.eventlog import NewEvent, append
+from pipeline.eventlog.append import AppendResult
+from pipeline.ingest.faults import classify_failure, failure_text
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,21 @@ class WriterUnavailable(Exception):
 
     The message is safe to answer with; the sender must send again.
     """
+
+
+class ContentRejected(Exception):
+    """The database refused this request's own content: sent again, it would fail again.
+
+    ``error`` and ``detail`` are safe to answer and to quarantine with (no SQL, no
+    parameters, no unencodable characters).
+    """
+
+    error = "the event log refused this request's content"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = [{"field": "events", "reason": reason}]
 
 
 @dataclass(slots=True)
@@ -167,37 +191,39 @@ class GroupCommitWriter:
         self._waiting_events -= count
         return batch
 
-    async def _flush(self, batch: list[_Pending]) -> None:
-        events = [event for pending in batch for event in pending.events]
+    async def _append(self, events: Sequence[NewEvent]) -> AppendResult:
+        """One transaction in the writer's thread; reports its size and duration."""
         started = time.perf_counter()
         self._committing = len(events)
         try:
-            # Failure policy: one transaction for the whole batch. If it fails (or the
-            # process dies inside it) nothing of it is stored and no request of it has been
-            # answered 2xx; each gets 503 (or a dropped connection) and its sender resends.
             result = await asyncio.get_running_loop().run_in_executor(
                 self._executor, append, self._db, events
             )
-        except Exception as exc:
+        finally:
             self._committing = 0
-            # Only the first line: SQLAlchemy appends the statement and its parameters.
-            first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
-            log.error(
-                "group commit of %d events failed: %s: %s",
-                len(events),
-                type(exc).__name__,
-                first_line,
-            )
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(
-                        WriterUnavailable("the event log is unavailable; send again")
-                    )
-            return
-        self._committing = 0
-        elapsed = time.perf_counter() - started
         if self._on_commit is not None:
-            self._on_commit(len(events), elapsed)
+            self._on_commit(len(events), time.perf_counter() - started)
+        return result
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        events = [event for pending in batch for event in pending.events]
+        try:
+            # Failure policy: one transaction for the whole batch. If the process dies
+            # inside it, nothing of it is stored and no request of it has been answered
+            # 2xx; each sender resends. If it fails, see _one_at_a_time.
+            result = await self._append(events)
+        except Exception as exc:
+            log.warning(
+                "group commit of %d events from %d requests failed: %s",
+                len(events),
+                len(batch),
+                failure_text(exc, 300),
+            )
+            if len(batch) == 1:
+                self._fail(batch[0], exc)
+            else:
+                await self._one_at_a_time(batch)
+            return
         # append() keeps the first of equal dedup keys, so within a batch the earliest
         # submitter's copy is "appended" and later ones are duplicates, as if in sequence.
         stored = {id(event) for _, event in result.appended}
@@ -209,3 +235,40 @@ class GroupCommitWriter:
                     appended += 1
             if not pending.future.done():
                 pending.future.set_result(Committed(appended, len(pending.events) - appended))
+
+    async def _one_at_a_time(self, batch: list[_Pending]) -> None:
+        """Retry each request of a failed batch in its own transaction, in arrival order.
+
+        Failure policy: only the request at fault fails. Content refused -> that request
+        gets ContentRejected and the next is tried. Database at fault -> that request and
+        every one after it get WriterUnavailable (they would only fail again), and their
+        senders resend. Arrival order keeps the batch's dedup outcome: an earlier
+        submitter's copy of a key is the one appended.
+        """
+        for index, pending in enumerate(batch):
+            try:
+                result = await self._append(pending.events)
+            except Exception as exc:
+                self._fail(pending, exc)
+                if classify_failure(exc) == "database":
+                    for rest in batch[index + 1 :]:
+                        self._fail(rest, exc)
+                    return
+                continue
+            if not pending.future.done():
+                appended = len(result.appended)
+                pending.future.set_result(Committed(appended, len(pending.events) - appended))
+
+    @staticmethod
+    def _fail(pending: _Pending, exc: Exception) -> None:
+        """Answer one request whose events were not stored, by whose fault it was."""
+        if pending.future.done():
+            return
+        if classify_failure(exc) == "content":
+            reason = failure_text(exc)
+            log.warning("refused a request whose content the event log cannot store: %s", reason)
+            pending.future.set_exception(ContentRejected(reason))
+        else:
+            pending.future.set_exception(
+                WriterUnavailable("the event log is unavailable; send again")
+            )

@@ -1,0 +1,114 @@
+"""The runtime role: what the app may do on PostgreSQL when it does not own the schema.
+
+Triggers (migration 0001) refuse UPDATE, DELETE and TRUNCATE on ``events``, but the role
+that owns a table may drop or disable its triggers, or drop the table. So the schema is
+created and migrated by an owner role, and the app runs as another role that is granted
+only what it uses: on ``events`` INSERT and SELECT (and the position sequence), on the
+projection, dispatch and quarantine tables the statements the app runs on them, and on
+``alembic_version`` SELECT (the schema check). It owns nothing and has no TRUNCATE,
+TRIGGER or REFERENCES rights, so it cannot alter, disable, drop or empty the log.
+
+``smsrecon replay --verify|--rebuild`` folds into shadow tables it creates and drops, which
+needs CREATE on the schema; the runtime role does not get it, so replay runs as the owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from pipeline.db.tables import all_tables
+
+#: Table -> privileges of the runtime role. A table of the schema missing here gets
+#: ``DEFAULT_PRIVILEGES``: the app reads and writes its own state tables freely.
+TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "events": ("SELECT", "INSERT"),
+    # Entries are resolved, never deleted.
+    "quarantine": ("SELECT", "INSERT", "UPDATE"),
+}
+DEFAULT_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+#: Read-only: the app checks the schema revision, migrations (as the owner) change it.
+SCHEMA_VERSION_TABLE = "alembic_version"
+
+
+class RoleError(Exception):
+    """The role cannot be granted the runtime privileges; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What was granted: (object, privileges) pairs, in order."""
+
+    items: list[tuple[str, str]]
+
+
+def grant_runtime(conn: Connection, role: str) -> Grant:
+    """Make ``role`` the app's runtime role on this database (PostgreSQL only).
+
+    Run as the schema's owner. Every privilege the role held on the app's tables and
+    sequences is revoked first, so the result is exactly the runtime set whatever was
+    granted before. Refuses a role that could bypass privileges (a superuser, the owner or
+    a member of the owner's role).
+    """
+    if conn.dialect.name != "postgresql":
+        raise RoleError(
+            f"roles are a PostgreSQL feature; {conn.dialect.name} has none "
+            "(protect the database file with file permissions instead)"
+        )
+    found = conn.execute(
+        text("SELECT rolsuper FROM pg_roles WHERE rolname = :role"), {"role": role}
+    ).first()
+    if found is None:
+        raise RoleError(f"no role {role!r}: create it first (CREATE ROLE ... LOGIN PASSWORD ...)")
+    if found.rolsuper:
+        raise RoleError(f"role {role!r} is a superuser, which bypasses every privilege")
+    owner = conn.execute(
+        text(
+            "SELECT tableowner, schemaname FROM pg_tables "
+            "WHERE tablename = 'events' AND schemaname = current_schema()"
+        )
+    ).first()
+    if owner is None:
+        raise RoleError("no events table in the current schema: run `smsrecon db upgrade` first")
+    owns = conn.execute(
+        text("SELECT pg_has_role(:role, :owner, 'MEMBER')"),
+        {"role": role, "owner": owner.tableowner},
+    ).scalar()
+    if owns:
+        raise RoleError(
+            f"role {role!r} owns the schema (or is a member of its owner {owner.tableowner!r}),"
+            " so it could drop the log's triggers: grant a role of its own"
+        )
+
+    quote = conn.dialect.identifier_preparer.quote
+    grantee = quote(role)
+    schema_name = quote(owner.schemaname)
+    database = conn.execute(text("SELECT current_database()")).scalar_one()
+    granted: list[tuple[str, str]] = []
+
+    def run(privileges: str, on: str) -> None:
+        conn.execute(text(f"GRANT {privileges} ON {on} TO {grantee}"))
+        granted.append((on, privileges))
+
+    run("CONNECT", f"DATABASE {quote(database)}")
+    run("USAGE", f"SCHEMA {schema_name}")
+    tables = {table.name: table for table in all_tables().sorted_tables}
+    for name in [*sorted(tables), SCHEMA_VERSION_TABLE]:
+        qualified = f"{schema_name}.{quote(name)}"
+        conn.execute(text(f"REVOKE ALL ON TABLE {qualified} FROM {grantee}"))
+        if name == SCHEMA_VERSION_TABLE:
+            run("SELECT", f"TABLE {qualified}")
+            continue
+        run(", ".join(TABLE_PRIVILEGES.get(name, DEFAULT_PRIVILEGES)), f"TABLE {qualified}")
+        column = tables[name].autoincrement_column
+        if column is None:
+            continue
+        sequence = conn.execute(
+            text("SELECT pg_get_serial_sequence(:table, :column)"),
+            {"table": f"{schema_name}.{quote(name)}", "column": column.name},
+        ).scalar()
+        if sequence:
+            conn.execute(text(f"REVOKE ALL ON SEQUENCE {sequence} FROM {grantee}"))
+            run("USAGE", f"SEQUENCE {sequence}")
+    return Grant(granted)
