@@ -91,7 +91,9 @@ def register_secret(value: str | None) -> None:
         if forms <= _secrets:
             return
         _secrets.update(forms)
-        _raw_secrets.add(value.encode("utf-8"))
+        # Base64 is matched on its decoded bytes, which may hold any of the text forms
+        # (base64 of a JSON document holds the JSON-escaped secret).
+        _raw_secrets.update(form.encode("utf-8") for form in forms)
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(_form_pattern(s) for s in ordered))
@@ -108,7 +110,8 @@ def clear_secrets() -> None:
 
 def _decodes_to_a_secret(run: str, secrets: frozenset[bytes]) -> bool:
     """Whether a base64 run (from any of its first four offsets) decodes to bytes that hold
-    a registered secret: ``base64("user:" + secret)`` holds it at no fixed text offset."""
+    a registered secret in any of its forms: ``base64("user:" + secret)`` holds it at no
+    fixed text offset."""
     body = run.rstrip("=").replace("-", "+").replace("_", "/")
     for offset in range(4):
         chunk = body[offset:]

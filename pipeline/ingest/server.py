@@ -189,7 +189,6 @@ def _own_route(kind: str) -> Handler:
         body = await _read_body(request)
         if isinstance(body, web.Response):
             return body
-        state = request.app[STATE]
         raw = _raw(request, body)
         refused = _authenticate(request, raw, SEND_PATH)
         if refused is not None:
