@@ -47,8 +47,9 @@ _SAFE_SETS = ("", "/", "-_.!~*'()")
 _PERCENT = re.compile(r"%([0-9A-F])([0-9A-F])")
 #: A run of base64 (standard or URL-safe) long enough to hide a secret of 8 characters.
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
-#: HTTP Basic credentials, masked even when they carry no registered secret.
-_BASIC = re.compile(r"(Basic\s+)[A-Za-z0-9+/=_-]{4,}", re.IGNORECASE)
+#: HTTP Basic credentials, masked even when they carry no registered secret (only when
+#: they decode to ``user:password``, so "Basic credentials" in prose is left alone).
+_BASIC = re.compile(r"(Basic\s+)([A-Za-z0-9+/]{4,}={0,2})", re.IGNORECASE)
 
 
 def encoded_forms(value: str) -> set[str]:
@@ -141,8 +142,16 @@ def mask_secrets(text: str) -> str:
         raw = frozenset(_raw_secrets)
         if raw:
             text = _mask_base64(text, raw)
-    text = _BASIC.sub(lambda m: m.group(1) + MASK, text)
+    text = _BASIC.sub(_mask_basic, text)
     return mask_url(text)
+
+
+def _mask_basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return match.group(1) + MASK if b":" in decoded else match.group(0)
 
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:

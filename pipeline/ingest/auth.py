@@ -65,11 +65,6 @@ class Policy:
     #: Seconds an hmac timestamp may be from the server's clock, either way.
     window: float = 300.0
 
-    @property
-    def open(self) -> bool:
-        """True when anyone who can reach the route may use it."""
-        return self.type == "none" and not self.networks
-
 
 def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
     """CIDRs (IPv4 or IPv6; a bare address is a /32 or /128) as networks."""

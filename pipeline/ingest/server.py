@@ -1,9 +1,11 @@
 """The ingest HTTP app: our own records and carriers' DLR webhooks in, events out.
 
-Each request goes: size check → (DLR) carrier lookup and authentication → scrub secrets →
-parse (``routing.interpret``) → group commit (``writer``) → the answer its sender expects.
+Each request goes: size check → (DLR) carrier lookup → authentication (the route's
+``auth.Policy``: peer allow-list, then secret or signature) → scrub secrets → parse
+(``routing.interpret``) → group commit (``writer``) → the answer its sender expects.
 A 2xx is only ever sent after the request's events are committed. Bad input is answered
 400 and the scrubbed raw request kept in ``quarantine``; nothing else is stored for it.
+A request refused for auth is answered 401 and stored nowhere, quarantine included.
 """
 
 from __future__ import annotations

@@ -100,5 +100,6 @@ def test_ordinary_text_and_unrelated_base64_are_left_alone() -> None:
     text = (
         "projected 500 events in pipeline.projector.runner; id "
         + base64.b64encode(b"an unrelated value of some length").decode()
+        + "; missing HTTP Basic credentials; Basic auth failed"
     )
     assert logsafe.mask_secrets(text) == text
