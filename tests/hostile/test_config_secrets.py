@@ -134,3 +134,15 @@ def test_a_short_partner_token_is_refused_and_an_8_character_one_accepted(
     assert "1234567" not in str(caught.value)
     monkeypatch.setenv("SMSRECON_TEST_SHORT_TOKEN", "12345678")
     assert settings.secret("SMSRECON_TEST_SHORT_TOKEN", "k") == "12345678"
+
+
+def test_an_unparseable_database_url_is_one_line_without_the_url() -> None:
+    url = "s3cretpw@not-a-url"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--database-url", url, "events", "stats"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("smsrecon: database.url: not a database URL")
+    assert "s3cretpw" not in result.stderr + result.stdout
