@@ -78,9 +78,63 @@ class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
 
 
-class CarrierAuth(_Section):
-    type: Literal["none", "token", "basic", "hmac", "twilio"] = "none"
-    secret_env: str | None = None
+#: What an environment variable's name may look like (POSIX, any case).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Shortest secret accepted: a shorter one is guessable, and masking it in logs would
+#: hide that many characters inside every word.
+MIN_SECRET_LENGTH = 8
+
+
+def _check_env_name(value: str) -> str:
+    # Never echo the value: whoever puts a secret where its variable's name belongs must
+    # not see it printed in the error.
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            "the value is not a valid environment variable name (letters, digits and _, "
+            "not starting with a digit); name the variable that holds the secret, never "
+            "write the secret itself"
+        )
+    return value
+
+
+#: The name of an environment variable that holds a secret (keys ending in ``_env``).
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+
+
+def _check_cidr(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(
+            "not a CIDR such as 10.0.0.0/8 or 2001:db8::/32 (with no host bits set)"
+        ) from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+
+
+class _RouteAuth(_Section):
+    """Shared by every route's auth block: a secret's variable and a peer allow-list."""
+
+    type: str = "none"
+    secret_env: EnvName | None = None
+    #: Peer addresses (CIDRs) allowed; with type ip the only check, else on top of it.
+    allow_ips: list[Cidr] = []
+
+    @model_validator(mode="after")
+    def _allow_list_fits_the_type(self) -> _RouteAuth:
+        if self.type == "ip" and not self.allow_ips:
+            raise ValueError("type ip needs allow_ips (a list of CIDRs)")
+        if self.type == "none" and self.allow_ips:
+            raise ValueError("allow_ips with type none: use type ip")
+        return self
+
+
+class CarrierAuth(_RouteAuth):
+    type: Literal["none", "ip", "token", "basic", "hmac", "twilio"] = "none"
 
 
 class CarrierSettings(_Section):
@@ -90,12 +144,17 @@ class CarrierSettings(_Section):
     timezone: str = "UTC"
 
 
-class SendPathAuth(_Section):
+class SendPathAuth(_RouteAuth):
     """Credentials the provider's own send path presents on /v1/messages, /v1/submissions
     and /v1/refusals (Twilio's scheme is a carrier's, not ours)."""
 
-    type: Literal["none", "token", "basic", "hmac"] = "none"
-    secret_env: str | None = None
+    type: Literal["none", "ip", "token", "basic", "hmac"] = "none"
+
+
+class MetricsAuth(_RouteAuth):
+    """What a scraper presents on /metrics (Prometheus can send a Bearer token or Basic)."""
+
+    type: Literal["none", "ip", "token", "basic"] = "none"
 
 
 class IngestSettings(_Section):
@@ -108,6 +167,11 @@ class IngestSettings(_Section):
     #: ...and no transaction takes more than this many events (one request's are never split).
     commit_max_events: int = Field(default=500, ge=1)
     auth: SendPathAuth = SendPathAuth()
+    #: How far an hmac request's timestamp may be from our clock (either way).
+    signature_window: Duration = 300.0
+    #: Serve a route without auth on a non-loopback address (else serve and run refuse).
+    allow_unauthenticated: bool = False
+    metrics_auth: MetricsAuth = MetricsAuth()
 
 
 class ProjectorSettings(_Section):
@@ -180,7 +244,7 @@ class DispatcherSettings(_Section):
 
 
 class PartnerSettings(_Section):
-    token_env: str
+    token_env: EnvName
 
 
 class AltegioSettings(_Section):
@@ -210,10 +274,15 @@ class Settings(_Section):
         Raised as a ConfigError naming the key and the file, never printing the value.
         """
         value = os.environ.get(env_name)
+        where = self.source_file or "defaults"
         if not value:
-            where = self.source_file or "defaults"
             raise ConfigError(
                 f"{where}: {key}: environment variable {env_name} is not set (it holds a secret)"
+            )
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{where}: {key}: the secret in environment variable {env_name} is shorter "
+                f"than {MIN_SECRET_LENGTH} characters; use a longer one"
             )
         from pipeline.logsafe import register_secret
 

@@ -1,11 +1,12 @@
 """Keep secrets out of logs: a ``logging.Filter`` that masks every registered secret.
 
 Code that reads a partner token or carrier secret calls ``register_secret(value)`` once;
-from then on the value (and its percent-encoded form, as it appears in a URL) is replaced by
-``***`` in every record the filter sees: the message, its arguments, the formatted traceback
-and the stack. Callback-URL tokens and ``Bearer`` credentials are masked even when never
-registered (``pipeline.dispatch.urls.mask_url``), so a token that arrives from outside is safe
-too.
+from then on the value is replaced by ``***`` in every record the filter sees (the message,
+its arguments, the formatted traceback and the stack), in each form it commonly takes in
+text: as is, percent-encoded (upper- or lower-case escapes, ``quote`` or ``quote_plus``),
+JSON- or HTML-escaped, and base64 (alone or inside Basic's ``user:secret``). Callback-URL
+tokens, ``Bearer`` and ``Basic`` credentials are masked even when never registered
+(``pipeline.dispatch.urls.mask_url``), so a token that arrives from outside is safe too.
 
 Why mask the rendered text rather than trust each call site: a token can reach a log through
 an exception's text (an aiohttp error quoting the URL), a repr, a third-party library; only a
@@ -22,33 +23,81 @@ Install it one of two ways:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import html
+import json
 import logging
 import re
 import threading
 import traceback
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from pipeline.dispatch.urls import MASK, mask_url
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_raw_secrets: set[bytes] = set()
 _pattern: re.Pattern[str] | None = None
 _installed = False
 
+#: Characters percent-encoders commonly leave alone: none, "/" (Python's quote), and
+#: JavaScript's encodeURIComponent set.
+_SAFE_SETS = ("", "/", "-_.!~*'()")
+_PERCENT = re.compile(r"%([0-9A-F])([0-9A-F])")
+#: A run of base64 (standard or URL-safe) long enough to hide a secret of 8 characters.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+#: HTTP Basic credentials, masked even when they carry no registered secret (only when
+#: they decode to ``user:password``, so "Basic credentials" in prose is left alone).
+_BASIC = re.compile(r"(Basic\s+)([A-Za-z0-9+/]{4,}={0,2})", re.IGNORECASE)
+
+
+def encoded_forms(value: str) -> set[str]:
+    """The ways ``value`` commonly appears in text: as is, percent-encoded (quote and
+    quote_plus, with the usual safe sets), JSON-escaped and HTML-escaped. Base64 is found
+    by decoding instead (``_mask_base64``), since its text depends on what precedes the
+    secret (``user:secret``)."""
+    forms = {value}
+    for safe in _SAFE_SETS:
+        forms.add(quote(value, safe=safe))
+        forms.add(quote_plus(value, safe=safe))
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    forms.add(json.dumps(value)[1:-1].replace("/", "\\/"))
+    escaped = html.escape(value)
+    forms.update({escaped, escaped.replace("&#x27;", "&#39;"), html.escape(value, quote=False)})
+    return forms
+
+
+def _form_pattern(form: str) -> str:
+    """A regex for ``form`` whose percent escapes match in either case (``%2F``, ``%2f``)."""
+    parts: list[str] = []
+    last = 0
+    for match in _PERCENT.finditer(form):
+        parts.append(re.escape(form[last : match.start()]))
+        hi, lo = match.groups()
+        parts.append("%" + "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in (hi, lo)))
+        last = match.end()
+    parts.append(re.escape(form[last:]))
+    return "".join(parts)
+
 
 def register_secret(value: str | None) -> None:
-    """Mask ``value`` (and its percent-encoded form) in every log record from now on."""
+    """Mask ``value`` (in any of its common encodings) in every log record from now on."""
     global _pattern
     if not value:
         return
     with _lock:
-        forms = {value, quote(value, safe="")}
+        forms = encoded_forms(value)
         if forms <= _secrets:
             return
         _secrets.update(forms)
+        # Base64 is matched on its decoded bytes, which may hold any of the text forms
+        # (base64 of a JSON document holds the JSON-escaped secret).
+        _raw_secrets.update(form.encode("utf-8") for form in forms)
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _pattern = re.compile("|".join(_form_pattern(s) for s in ordered))
 
 
 def clear_secrets() -> None:
@@ -56,15 +105,53 @@ def clear_secrets() -> None:
     global _pattern
     with _lock:
         _secrets.clear()
+        _raw_secrets.clear()
         _pattern = None
 
 
+def _decodes_to_a_secret(run: str, secrets: frozenset[bytes]) -> bool:
+    """Whether a base64 run (from any of its first four offsets) decodes to bytes that hold
+    a registered secret in any of its forms: ``base64("user:" + secret)`` holds it at no
+    fixed text offset."""
+    body = run.rstrip("=").replace("-", "+").replace("_", "/")
+    for offset in range(4):
+        chunk = body[offset:]
+        if len(chunk) % 4 == 1:  # one stray character decodes to nothing: drop it
+            chunk = chunk[:-1]
+        try:
+            decoded = base64.b64decode(chunk + "=" * (-len(chunk) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        if any(secret in decoded for secret in secrets):
+            return True
+    return False
+
+
+def _mask_base64(text: str, secrets: frozenset[bytes]) -> str:
+    return _BASE64_RUN.sub(
+        lambda m: MASK if _decodes_to_a_secret(m.group(0), secrets) else m.group(0), text
+    )
+
+
 def mask_secrets(text: str) -> str:
-    """``text`` with every registered secret, callback token and Bearer credential masked."""
+    """``text`` with every registered secret (in its common encodings), callback token,
+    Bearer and Basic credential masked."""
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
+        raw = frozenset(_raw_secrets)
+        if raw:
+            text = _mask_base64(text, raw)
+    text = _BASIC.sub(_mask_basic, text)
     return mask_url(text)
+
+
+def _mask_basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return match.group(1) + MASK if b":" in decoded else match.group(0)
 
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:

@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.db.engine import Database
@@ -59,6 +59,12 @@ class AppContext:
                     db_settings.url,
                     busy_timeout_ms=db_settings.sqlite_busy_timeout_ms,
                     pool_size=db_settings.pool_size,
+                )
+            except ArgumentError:
+                # Never the URL itself: it may hold a password.
+                fail(
+                    "database.url: not a database URL (such as sqlite:///./var/smsrecon.db "
+                    "or postgresql+psycopg://user@host:5432/db)"
                 )
             except (ValueError, ImportError) as exc:
                 fail(f"database.url: {exc}")

@@ -37,15 +37,20 @@ log = logging.getLogger("pipeline.ingest")
 @friendly_errors
 def serve(host: str | None, port: int | None) -> None:
     """Run the ingest HTTP server until SIGTERM or SIGINT (in-flight requests finish)."""
+    from pipeline.ingest.exposure import exposure_warning
     from pipeline.ingest.server import build_ingest_app
 
     ctx = app_context()
     # Reading the settings configures logging (pipeline.logs: level, text or JSON, secrets
     # masked) for the whole process, the server's loggers included.
     settings = ctx.settings
+    host = host or settings.ingest.host
+    # Before the database or the socket: an exposed route without auth never starts.
+    warning = exposure_warning(settings, host)
+    if warning:
+        log.warning("%s", warning)
     database = ctx.database()
     app = build_ingest_app(settings, database)
-    host = host or settings.ingest.host
     port = settings.ingest.port if port is None else port
     # shutdown_timeout: in-flight handlers get this long to finish; their events are
     # committed by the writer, which the app's cleanup stops last.

@@ -24,10 +24,16 @@ def run(host: str | None, port: int | None) -> None:
     flushes the ingest write queue, and exits 0.
     """
     from jobs.scheduler import build_scheduler
+    from pipeline.ingest.exposure import exposure_warning
     from pipeline.ingest.server import build_ingest_app
 
     ctx = app_context()
     settings = ctx.settings
+    host = host or settings.ingest.host
+    # Before the database or the socket: an exposed route without auth never starts.
+    warning = exposure_warning(settings, host)
+    if warning:
+        log.warning("%s", warning)
     database = ctx.database()
     app = build_ingest_app(settings, database)
     scheduler = build_scheduler(settings, database)
@@ -48,7 +54,7 @@ def run(host: str | None, port: int | None) -> None:
 
     serve_in_foreground(
         app,
-        host=host or settings.ingest.host,
+        host=host,
         port=settings.ingest.port if port is None else port,
         on_ready=ready,
     )

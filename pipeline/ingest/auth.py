@@ -1,27 +1,33 @@
-"""Per-carrier authentication of DLR webhooks, and scrubbing secrets from what we keep.
+"""Per-route authentication of incoming requests, and scrubbing secrets from what we keep.
 
-Pure: the caller resolves the secret (``settings.secret``) and hands in the raw request.
-Every comparison is constant-time (``hmac.compare_digest``) so a forger learns nothing from
-how long a wrong guess took. A failure says which check failed, never what was expected or
-what was sent.
+Pure: the caller resolves the route's ``Policy`` once at start-up and hands in the raw
+request, the peer address and the time. Every comparison is constant-time
+(``hmac.compare_digest``) so a forger learns nothing from how long a wrong guess took. A
+failure says which check failed, never what was expected or what was sent. Hostile header
+bytes (non-UTF-8, non-ASCII Basic credentials) are a failed check, never an error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
-from collections.abc import Callable
-from dataclasses import replace
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
+from pipeline.ingest import signing
 from pipeline.ingest.adapters.base import RawRequest
 
-AUTH_TYPES = ("none", "token", "basic", "hmac", "twilio")
+AUTH_TYPES = ("none", "ip", "token", "basic", "hmac", "twilio")
+#: Types that need a secret (``none`` and ``ip`` do not).
+SECRET_TYPES = frozenset({"token", "basic", "hmac", "twilio"})
 TOKEN_PARAM = "token"
 TOKEN_HEADER = "x-smsrecon-token"
-SIGNATURE_HEADER = "x-smsrecon-signature"
+TIMESTAMP_HEADER = signing.TIMESTAMP_HEADER
+SIGNATURE_HEADER = signing.SIGNATURE_HEADER
 TWILIO_HEADER = "x-twilio-signature"
 #: Headers that carry credentials: checked, then dropped before anything is stored.
 SECRET_HEADERS = frozenset(
@@ -34,27 +40,75 @@ SECRET_HEADERS = frozenset(
         TWILIO_HEADER,
     }
 )
+#: Unix seconds: ASCII digits only (``str.isdigit`` would take Unicode digits), bounded.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class AuthError(Exception):
     """Credentials missing or wrong. The text is safe to log and to answer with."""
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How one route's callers prove themselves, resolved once at start-up.
+
+    ``networks`` (an allow-list of the peer address) applies on top of ``type``: with
+    ``type="ip"`` it is the only check, with another type both must pass.
+    """
+
+    type: str = "none"
+    secret: str | None = None
+    networks: tuple[Network, ...] = ()
+    #: Seconds an hmac timestamp may be from the server's clock, either way.
+    window: float = 300.0
+
+
+def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """CIDRs (IPv4 or IPv6; a bare address is a /32 or /128) as networks."""
+    return tuple(ipaddress.ip_network(cidr, strict=True) for cidr in cidrs)
+
+
+def peer_allowed(peer: str | None, networks: Sequence[Network]) -> bool:
+    """Whether the peer address lies in one of ``networks``.
+
+    An IPv4 client reaching a dual-stack socket shows as ``::ffff:a.b.c.d``; it is matched
+    as the IPv4 address it is. An unknown or unparseable peer is never allowed.
+    """
+    if not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
 def check(
-    auth_type: str,
+    policy: Policy,
     request: RawRequest,
-    secret: str | None,
     *,
+    peer: str | None,
+    now: float,
     url: str = "",
     twilio_signature: Callable[[str, list[tuple[str, str]], str], str] | None = None,
 ) -> None:
-    """Raise AuthError unless ``request`` carries valid credentials for ``auth_type``.
+    """Raise AuthError unless ``request`` from ``peer`` at ``now`` passes ``policy``.
 
-    ``url`` is the full URL the gateway called (Twilio signs it); ``twilio_signature`` is
-    the adapter's signer, passed in so this module needs no adapter import at load time.
+    ``peer`` is the TCP peer's address (never a forwarded-for header: anyone can write
+    one). ``url`` is the full URL the gateway called (Twilio signs it); ``twilio_signature``
+    is the adapter's signer, passed in so this module needs no adapter import at load time.
     """
-    if auth_type == "none":
+    if policy.networks and not peer_allowed(peer, policy.networks):
+        raise AuthError("address not allowed")
+    auth_type = policy.type
+    if auth_type in ("none", "ip"):
         return
+    secret = policy.secret
     if not secret:
         raise AuthError("no secret configured")
     if auth_type == "token":
@@ -62,7 +116,7 @@ def check(
     elif auth_type == "basic":
         _check_basic(request, secret)
     elif auth_type == "hmac":
-        _check_hmac(request, secret)
+        _check_hmac(request, secret, now=now, window=policy.window)
     elif auth_type == "twilio":
         _check_twilio(request, secret, url, twilio_signature)
     else:
@@ -70,7 +124,10 @@ def check(
 
 
 def _equal(given: str | bytes, expected: str | bytes) -> bool:
-    given_b = given.encode("utf-8") if isinstance(given, str) else given
+    try:
+        given_b = given.encode("utf-8") if isinstance(given, str) else given
+    except UnicodeEncodeError:  # a header that was not UTF-8: cannot be the secret
+        return False
     expected_b = expected.encode("utf-8") if isinstance(expected, str) else expected
     return hmac.compare_digest(given_b, expected_b)
 
@@ -79,9 +136,13 @@ def _check_token(request: RawRequest, secret: str) -> None:
     candidates = [value for name, value in request.query if name == TOKEN_PARAM]
     if TOKEN_HEADER in request.headers:
         candidates.append(request.headers[TOKEN_HEADER])
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        candidates.append(credential.strip())
     if not candidates:
         raise AuthError(
-            f"missing token (query parameter {TOKEN_PARAM!r} or header X-Smsrecon-Token)"
+            f"missing token (query parameter {TOKEN_PARAM!r}, header X-Smsrecon-Token "
+            "or Authorization: Bearer)"
         )
     # Every candidate is compared, so the time taken does not depend on which one matched.
     matches = [_equal(candidate, secret) for candidate in candidates]
@@ -96,29 +157,32 @@ def _check_basic(request: RawRequest, secret: str) -> None:
         raise AuthError("missing HTTP Basic credentials")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        # ValueError: b64decode refuses a str with non-ASCII characters before decoding.
         raise AuthError("malformed HTTP Basic credentials") from None
     _user, sep, password = decoded.partition(":")
     if not sep or not _equal(password, secret):
         raise AuthError("wrong HTTP Basic credentials")
 
 
-def hmac_signature(body: bytes, secret: str) -> str:
-    """The ``X-Smsrecon-Signature`` value a sender puts on ``body``."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def _check_hmac(request: RawRequest, secret: str) -> None:
-    given = request.headers.get(SIGNATURE_HEADER)
+def _check_hmac(request: RawRequest, secret: str, *, now: float, window: float) -> None:
+    stamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
+    given = request.headers.get(SIGNATURE_HEADER, "").strip()
+    if not stamp:
+        raise AuthError("missing X-Smsrecon-Timestamp")
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise AuthError("X-Smsrecon-Timestamp must be Unix seconds")
     if not given:
         raise AuthError("missing X-Smsrecon-Signature")
-    scheme, sep, hexdigest = given.strip().partition("=")
-    if scheme.lower() != "sha256" or not sep:
-        raise AuthError("X-Smsrecon-Signature must be sha256=<hex>")
-    expected = hmac_signature(request.body, secret).partition("=")[2]
-    if not _equal(hexdigest.lower(), expected):
+    scheme, sep, hexdigest = given.partition("=")
+    if scheme.lower() != signing.SCHEME or not sep or not _HEX_DIGEST.fullmatch(hexdigest):
+        raise AuthError("X-Smsrecon-Signature must be sha256=<64 hex digits>")
+    text = signing.string_to_sign(stamp, request.method, request.path, request.query, request.body)
+    if not _equal(hexdigest.lower(), signing.signature(secret, text)):
         raise AuthError("wrong X-Smsrecon-Signature")
+    # Checked after the signature, so only a holder of the secret learns about the window.
+    if abs(now - int(stamp)) > window:
+        raise AuthError("X-Smsrecon-Timestamp outside the replay window")
 
 
 def _check_twilio(

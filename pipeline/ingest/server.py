@@ -1,17 +1,20 @@
 """The ingest HTTP app: our own records and carriers' DLR webhooks in, events out.
 
-Each request goes: size check → (DLR) carrier lookup and authentication → scrub secrets →
-parse (``routing.interpret``) → group commit (``writer``) → the answer its sender expects.
+Each request goes: size check → (DLR) carrier lookup → authentication (the route's
+``auth.Policy``: peer allow-list, then secret or signature) → scrub secrets → parse
+(``routing.interpret``) → group commit (``writer``) → the answer its sender expects.
 A 2xx is only ever sent after the request's events are committed. Bad input is answered
 400 and the scrubbed raw request kept in ``quarantine``; nothing else is stored for it. That
 includes a request that parsed but whose content the database refuses (the writer's
 ContentRejected); a database that is down is 503, and the sender sends again.
+A request refused for auth is answered 401 and stored nowhere, quarantine included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,35 +42,48 @@ class IngestState:
     db: Database
     writer: GroupCommitWriter
     metrics: IngestMetrics
-    #: carrier name -> its secret (resolved once at build time; never logged).
-    secrets: dict[str, str | None]
+    #: carrier name (or SEND_PATH, METRICS) -> its auth policy, secret included (resolved
+    #: once at build time; never logged).
+    policies: dict[str, auth.Policy]
     twilio_signer: Callable[..., str] | None
+    #: Unix seconds now: the hmac replay window's clock (injectable for tests).
+    clock: Callable[[], float]
 
 
 STATE = web.AppKey("ingest_state", IngestState)
 
 
-#: The secrets key (and auth-failure metric label) of the provider's own routes; not a
-#: valid carrier name, so it cannot collide with one.
+#: The policies key (and auth-failure metric label) of the provider's own routes and of
+#: /metrics; not valid carrier names, so they cannot collide with one.
 SEND_PATH = "/send-path"
+METRICS = "/metrics"
 
 
-def _secret(settings: Settings, auth_settings: Any, key: str) -> str | None:
-    if auth_settings.type == "none":
-        return None
-    if not auth_settings.secret_env:
-        from pipeline.config import ConfigError
+def _policy(settings: Settings, auth_settings: Any, key: str) -> auth.Policy:
+    secret = None
+    if auth_settings.type in auth.SECRET_TYPES:
+        if not auth_settings.secret_env:
+            from pipeline.config import ConfigError
 
-        raise ConfigError(
-            f"{settings.source_file or 'defaults'}: {key}.secret_env: "
-            f"required for auth type {auth_settings.type}"
-        )
-    return settings.secret(auth_settings.secret_env, f"{key}.secret_env")
+            raise ConfigError(
+                f"{settings.source_file or 'defaults'}: {key}.secret_env: "
+                f"required for auth type {auth_settings.type}"
+            )
+        secret = settings.secret(auth_settings.secret_env, f"{key}.secret_env")
+    return auth.Policy(
+        type=auth_settings.type,
+        secret=secret,
+        networks=auth.parse_networks(auth_settings.allow_ips),
+        window=settings.ingest.signature_window,
+    )
 
 
-def build_ingest_app(settings: Settings, db: Database) -> web.Application:
+def build_ingest_app(
+    settings: Settings, db: Database, *, clock: Callable[[], float] = time.time
+) -> web.Application:
     """The ingest app. Secrets are resolved now, so a missing one fails at startup
-    (ConfigError naming the key) rather than at the first report."""
+    (ConfigError naming the key) rather than at the first report. ``clock`` (Unix seconds)
+    is what hmac timestamps are held against."""
     metrics = IngestMetrics()
     writer = GroupCommitWriter(
         db,
@@ -75,12 +91,13 @@ def build_ingest_app(settings: Settings, db: Database) -> web.Application:
         max_events=settings.ingest.commit_max_events,
         on_commit=metrics.observe_commit,
     )
-    secrets: dict[str, str | None] = {
-        SEND_PATH: _secret(settings, settings.ingest.auth, "ingest.auth")
+    policies = {
+        SEND_PATH: _policy(settings, settings.ingest.auth, "ingest.auth"),
+        METRICS: _policy(settings, settings.ingest.metrics_auth, "ingest.metrics_auth"),
     }
     signer = None
     for name, carrier in settings.carriers.items():
-        secrets[name] = _secret(settings, carrier.auth, f"carriers.{name}.auth")
+        policies[name] = _policy(settings, carrier.auth, f"carriers.{name}.auth")
         if carrier.auth.type == "twilio":
             from pipeline.ingest.adapters.twilio import twilio_signature
 
@@ -90,7 +107,7 @@ def build_ingest_app(settings: Settings, db: Database) -> web.Application:
     app = web.Application(
         client_max_size=settings.ingest.max_body_bytes, middlewares=[_count_and_guard]
     )
-    app[STATE] = IngestState(settings, db, writer, metrics, secrets, signer)
+    app[STATE] = IngestState(settings, db, writer, metrics, policies, signer, clock)
     for kind in ("messages", "submissions", "refusals"):
         app.router.add_post(f"/v1/{kind}", _own_route(kind))
     app.router.add_route("GET", "/v1/dlr/{carrier}", _dlr)
@@ -177,13 +194,10 @@ def _own_route(kind: str) -> Handler:
         body = await _read_body(request)
         if isinstance(body, web.Response):
             return body
-        state = request.app[STATE]
         raw = _raw(request, body)
-        try:
-            auth.check(state.settings.ingest.auth.type, raw, state.secrets.get(SEND_PATH))
-        except auth.AuthError as exc:
-            state.metrics.auth_failures.labels(SEND_PATH).inc()
-            return _error(401, "unauthorized", {"reason": str(exc)})
+        refused = _authenticate(request, raw, SEND_PATH)
+        if refused is not None:
+            return refused
         return await _ingest(request, Target(kind), auth.scrub(raw))
 
     handle.__name__ = f"post_{kind}"
@@ -200,22 +214,37 @@ async def _dlr(request: web.Request) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     raw = _raw(request, body)
-    auth_type = carrier.auth.type
+    refused = _authenticate(request, raw, name)
+    if refused is not None:
+        return refused
+    return await _ingest(request, Target("dlr", name), auth.scrub(raw))
+
+
+def _authenticate(request: web.Request, raw: RawRequest, key: str) -> web.Response | None:
+    """None when the request passes ``key``'s policy, else its 401 answer.
+
+    A refused request is never stored, not even in quarantine (whatever its content): an
+    unauthenticated body is not input we vouch for, and storing it would let anyone fill
+    the database. It is counted, so a misconfigured gateway (or an attack) shows on the
+    dashboard.
+    """
+    state = request.app[STATE]
+    policy = state.policies[key]
     try:
         auth.check(
-            auth_type,
+            policy,
             raw,
-            state.secrets.get(name),
+            # The TCP peer, never X-Forwarded-For: anyone can write that header.
+            peer=request.remote,
+            now=state.clock(),
             # Only Twilio signs the URL; building it costs more than the rest of the check.
-            url=str(request.url) if auth_type == "twilio" else "",
+            url=str(request.url) if policy.type == "twilio" else "",
             twilio_signature=state.twilio_signer,
         )
     except auth.AuthError as exc:
-        # Not stored: an unauthenticated body is not input we vouch for. Counted, so a
-        # misconfigured gateway (or an attack) shows on the dashboard.
-        state.metrics.auth_failures.labels(name).inc()
+        state.metrics.auth_failures.labels(key).inc()
         return _error(401, "unauthorized", {"reason": str(exc)})
-    return await _ingest(request, Target("dlr", name), auth.scrub(raw))
+    return None
 
 
 async def _ingest(request: web.Request, target: Target, raw: RawRequest) -> web.StreamResponse:
@@ -315,5 +344,8 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
+    refused = _authenticate(request, _raw(request, b""), METRICS)
+    if refused is not None:
+        return refused
     body = request.app[STATE].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

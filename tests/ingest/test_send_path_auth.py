@@ -4,12 +4,13 @@ credentials, like a carrier's webhook; nothing unauthenticated is stored."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from pipeline.config import Settings
 from pipeline.db.engine import Database
-from pipeline.ingest.auth import hmac_signature
+from pipeline.ingest.signing import signed_headers
 from tests.ingest.server_fixtures import event_count, live_server, quarantine_rows
 
 SECRET = "send-path-secret-5d1e"
@@ -45,8 +46,9 @@ async def test_a_token_is_required_and_checked(db: Database) -> None:
 async def test_an_hmac_signature_covers_the_body(db: Database) -> None:
     body = json.dumps({"message_id": "m1", "reason": "insufficient_funds"}).encode()
     async with live_server(settings("hmac"), db) as client:
-        headers = {"Content-Type": "application/json",
-                   "X-Smsrecon-Signature": hmac_signature(body, SECRET)}  # fmt: skip
+        signature = signed_headers(SECRET, method="POST", path="/v1/refusals", body=body,
+                                   timestamp=int(time.time()))  # fmt: skip
+        headers = {"Content-Type": "application/json", **signature}
         good = await client.post("/v1/refusals", data=body, headers=headers)
         assert good.status == 200, await good.text()
         tampered = body.replace(b"m1", b"m2")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 
 from pipeline.db.engine import Database
-from pipeline.ingest.auth import hmac_signature
+from pipeline.ingest.signing import signed_headers
 from tests.ingest.server_fixtures import event_count, live_server, make_settings, quarantine_rows
 
 SECRET = "s3cret-Value"
@@ -65,16 +66,13 @@ async def test_basic_password_is_the_secret(db: Database) -> None:
 
 async def test_hmac_signs_the_raw_body(db: Database) -> None:
     body = json.dumps(REPORT).encode()
+    signature = signed_headers(
+        SECRET, method="POST", path="/v1/dlr/acme", body=body, timestamp=int(time.time())
+    )
     async with live_server(make_settings(carriers("hmac")), db) as client:
-        good = await client.post(
-            "/v1/dlr/acme",
-            data=body,
-            headers={"X-Smsrecon-Signature": hmac_signature(body, SECRET)},
-        )
+        good = await client.post("/v1/dlr/acme", data=body, headers=signature)
         tampered = await client.post(
-            "/v1/dlr/acme",
-            data=body.replace(b"DELIVRD", b"UNDELIV"),
-            headers={"X-Smsrecon-Signature": hmac_signature(body, SECRET)},
+            "/v1/dlr/acme", data=body.replace(b"DELIVRD", b"UNDELIV"), headers=signature
         )
         missing = await client.post("/v1/dlr/acme", data=body)
     assert [r.status for r in (good, tampered, missing)] == [200, 401, 401]
