@@ -23,6 +23,8 @@ class ImportSummary:
     appended: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    #: Refused records the quarantine's caps did not keep (too large, or it is full).
+    not_kept: int = 0
 
 
 def import_records(
@@ -42,6 +44,10 @@ def import_records(
     quarantined is quarantined again (one more open entry, resolved by the same replay).
     """
     fmt = format_of(settings, target)
+    caps = quarantine.Caps(
+        max_entry_bytes=settings.ingest.quarantine_max_entry_bytes,
+        max_open_entries=settings.ingest.quarantine_max_open_entries,
+    )
     pending: list[NewEvent] = []
     for record in records:
         summary.read += 1
@@ -51,17 +57,22 @@ def import_records(
                 settings, target, record.request, received_at=received_at, source=source
             )
         except InputError as exc:
-            quarantine.save(
-                db,
-                record.request,
-                received_at=received_at,
-                source=source,
-                error=f"{exc.error} ({source.removeprefix('file:')}, {record.location})",
-                detail=exc.detail,
-                carrier=target.carrier,
-                fmt=fmt,
-            )
-            summary.quarantined += 1
+            try:
+                quarantine.save(
+                    db,
+                    record.request,
+                    received_at=received_at,
+                    source=source,
+                    error=f"{exc.error} ({source.removeprefix('file:')}, {record.location})",
+                    detail=exc.detail,
+                    carrier=target.carrier,
+                    fmt=fmt,
+                    caps=caps,
+                )
+            except quarantine.NotKept:
+                summary.not_kept += 1
+            else:
+                summary.quarantined += 1
         else:
             pending.extend(outcome.events)
             if len(pending) >= CHUNK:

@@ -75,3 +75,20 @@ async def assert_quarantined(response: ClientResponse, db: Database) -> dict[str
     ids = [row.id for row in quarantine_rows(db)]
     assert answer["quarantine_id"] in ids
     return answer
+
+
+async def raw_http(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one request exactly as given (bytes no HTTP client would send, such as a header
+    that is not UTF-8) and return the status code and response body."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        length = f"Content-Length: {len(body)}\r\n".encode() if body else b""
+        writer.write(head.rstrip(b"\r\n") + b"\r\n" + length + b"Connection: close\r\n\r\n" + body)
+        await writer.drain()
+        response = await reader.read()
+    finally:
+        writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
