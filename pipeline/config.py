@@ -157,6 +157,19 @@ class MetricsAuth(_RouteAuth):
     type: Literal["none", "ip", "token", "basic"] = "none"
 
 
+def _positive_amount(value: Any) -> Decimal:
+    """A quoted decimal above zero (as tariff prices: a YAML float is refused)."""
+    if isinstance(value, float):
+        raise ValueError("write the amount quoted, e.g. '100000' (a YAML float is inexact)")
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"not a decimal amount: {str(value)[:20]!r}") from None
+    if not amount.is_finite() or amount <= 0 or amount.adjusted() > 12:
+        raise ValueError("must be a decimal above 0 and below 10^13")
+    return amount
+
+
 class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -172,6 +185,21 @@ class IngestSettings(_Section):
     #: Serve a route without auth on a non-loopback address (else serve and run refuse).
     allow_unauthenticated: bool = False
     metrics_auth: MetricsAuth = MetricsAuth()
+    #: Times of a report or record outside these years are refused (400, quarantined).
+    min_year: int = Field(default=2000, ge=1900, le=9998)
+    max_year: int = Field(default=2100, ge=1901, le=9998)
+    #: A price or cost above this (in any currency) is refused as implausible.
+    max_amount: Annotated[Decimal, BeforeValidator(_positive_amount)] = Decimal("100000")
+    #: A quarantined request larger than this (body, query and headers) is not kept.
+    quarantine_max_entry_bytes: int = Field(default=65_536, ge=1024)
+    #: At most this many open quarantine entries; beyond it refusals are answered, not kept.
+    quarantine_max_open_entries: int = Field(default=10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _years_in_order(self) -> IngestSettings:
+        if self.min_year > self.max_year:
+            raise ValueError("min_year must not be after max_year")
+        return self
 
 
 class ProjectorSettings(_Section):

@@ -121,14 +121,15 @@ def ingest(files: tuple[Path, ...], fmt: str, carrier: str | None) -> None:
         click.echo(_summary_line(summary))
         fail(f"the database failed, the rest was not stored (run again): {reason}", EXIT_FAILURE)
     click.echo(_summary_line(summary))
-    if summary.quarantined:
+    if summary.quarantined or summary.not_kept:
         raise SystemExit(EXIT_QUARANTINED)
 
 
 def _summary_line(summary: ImportSummary) -> str:
+    not_kept = f", refused but not kept {summary.not_kept}" if summary.not_kept else ""
     return (
         f"read {summary.read}, appended {summary.appended}, duplicates {summary.duplicates}, "
-        f"quarantined {summary.quarantined}"
+        f"quarantined {summary.quarantined}{not_kept}"
     )
 
 
@@ -187,6 +188,7 @@ def list_command(show_all: bool, limit: int) -> None:
 @click.argument("entry_id", type=int)
 def show(entry_id: int) -> None:
     """Print one entry: the request as received (without credentials) and why it was refused."""
+    from pipeline.ingest import keepsafe
     from pipeline.ingest import quarantine as store
 
     entry = store.get(app_context().database(), entry_id)
@@ -217,7 +219,8 @@ def show(entry_id: int) -> None:
         "resolved_positions": entry.resolved_positions,
         "note": entry.note,
     }
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    # A NUL or lone surrogate kept in a query or header is shown escaped (\x00, \ud800).
+    click.echo(json.dumps(keepsafe.printable(document), indent=2, ensure_ascii=False))
 
 
 @quarantine.command()

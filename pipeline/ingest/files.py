@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from pipeline.ingest.adapters import bounded
 from pipeline.ingest.adapters.base import ParseError, RawRequest
 from pipeline.ingest.captured import looks_captured, read_captured_requests
 from pipeline.ingest.requests import KINDS
@@ -76,10 +77,13 @@ def read_records(text: str, fmt: str, target: Target) -> list[FileRecord]:
 
 def _json_records(text: str, fmt: str, target: Target) -> list[FileRecord]:
     try:
-        document = json.loads(text)
+        document = bounded.load_json(text, exact=False)
+    except bounded.Refused:
+        # One document past a bound (a huge number, deep nesting, a NUL): one record as
+        # written, which the parse path refuses and quarantine keeps.
+        return [FileRecord("document", _json_post(target, text.encode("utf-8")))]
     except (ValueError, RecursionError):
-        # Not one document (or one holding a value Python will not read, such as an
-        # integer over 4,300 digits): read it line by line, so only that line is refused.
+        # Not one document: read it line by line, so only a bad line is refused.
         return _json_lines(text, fmt, target)
     if isinstance(document, list):
         return [
@@ -95,8 +99,8 @@ def _json_lines(text: str, fmt: str, target: Target) -> list[FileRecord]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except (ValueError, RecursionError):
+            item = bounded.load_json(line, exact=False)
+        except (ValueError, RecursionError):  # bounded.Refused is a ValueError
             # Kept as it is: the adapter refuses it and quarantine keeps the line.
             records.append(FileRecord(f"line {number}", _json_post(target, line.encode())))
             continue

@@ -25,6 +25,8 @@ class ImportSummary:
     appended: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    #: Refused records the quarantine's caps did not keep (too large, or it is full).
+    not_kept: int = 0
 
 
 class ImportUnavailable(Exception):
@@ -58,21 +60,30 @@ def import_records(
     again (one more open entry, resolved by the same replay).
     """
     fmt = format_of(settings, target)
+    caps = quarantine.Caps(
+        max_entry_bytes=settings.ingest.quarantine_max_entry_bytes,
+        max_open_entries=settings.ingest.quarantine_max_open_entries,
+    )
     pending: list[_Parsed] = []
     pending_events = 0
 
     def refuse(record: FileRecord, exc: InputError, received_at: datetime) -> None:
-        quarantine.save(
-            db,
-            record.request,
-            received_at=received_at,
-            source=source,
-            error=f"{exc.error} ({source.removeprefix('file:')}, {record.location})",
-            detail=exc.detail,
-            carrier=target.carrier,
-            fmt=fmt,
-        )
-        summary.quarantined += 1
+        try:
+            quarantine.save(
+                db,
+                record.request,
+                received_at=received_at,
+                source=source,
+                error=f"{exc.error} ({source.removeprefix('file:')}, {record.location})",
+                detail=exc.detail,
+                carrier=target.carrier,
+                fmt=fmt,
+                caps=caps,
+            )
+        except quarantine.NotKept:
+            summary.not_kept += 1
+        else:
+            summary.quarantined += 1
 
     for record in records:
         summary.read += 1

@@ -41,6 +41,12 @@ class IngestMetrics:
             ["route"],
             registry=self.registry,
         )
+        self.quarantine_not_kept = Counter(
+            "smsrecon_ingest_quarantine_not_kept",
+            "Requests refused as bad input but not kept: too large, or the quarantine full.",
+            ["route", "reason"],
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "smsrecon_ingest_auth_failures",
             "DLR requests refused for missing or wrong credentials, by carrier.",

@@ -1,12 +1,17 @@
 """Keeping, listing and resolving quarantined requests (the ``quarantine`` table).
 
-What is stored has already been scrubbed of credentials (``auth.scrub``): a quarantined
-request can be shown to anyone who may read the database.
+What is stored is scrubbed of credentials here (``keepsafe.scrub``: the fields events drop,
+in the query, headers and body), whoever calls: a quarantined request can be shown to
+anyone who may read the database. Any bytes can be kept on either engine (``keepsafe``).
+The table is bounded, because refusals cost a sender nothing: an entry larger than
+``max_entry_bytes`` or beyond ``max_open_entries`` open ones is not kept (``NotKept``), and
+the sender is still answered 400.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,8 +21,25 @@ from sqlalchemy import Connection, func, select, update
 
 from pipeline.db.engine import Database
 from pipeline.eventlog.model import utc_now
+from pipeline.ingest import keepsafe
 from pipeline.ingest.adapters.base import RawRequest
 from pipeline.ingest.tables import quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Bounds of the quarantine (``ingest.quarantine_max_entry_bytes`` / ``_open_entries``)."""
+
+    max_entry_bytes: int = 65_536
+    max_open_entries: int = 10_000
+
+
+class NotKept(Exception):
+    """The refused request was not stored: ``reason`` is ``too_large`` or ``full``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +60,16 @@ class Entry:
 
 
 def encode_body(body: bytes) -> tuple[str, str]:
-    """(stored text, encoding): UTF-8 text when it is valid UTF-8, else base64."""
+    """(stored text, encoding): UTF-8 text when it is valid UTF-8 without a NUL (which no
+    PostgreSQL text holds), else base64."""
     try:
-        return body.decode("utf-8"), "utf-8"
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return base64.b64encode(body).decode("ascii"), "base64"
+        pass
+    else:
+        if "\x00" not in text:
+            return text, "utf-8"
+    return base64.b64encode(body).decode("ascii"), "base64"
 
 
 def decode_body(text: str, encoding: str) -> bytes:
@@ -59,8 +86,9 @@ def save(
     detail: Any,
     carrier: str | None = None,
     fmt: str | None = None,
+    caps: Caps | None = None,
 ) -> int:
-    """Store one refused request; returns its quarantine id.
+    """Store one refused request; returns its quarantine id, or NotKept past the caps.
 
     Failure policy: its own short transaction. If it fails, the caller must not answer the
     sender as if the request had been kept (the server answers 503, so the sender resends).
@@ -75,6 +103,7 @@ def save(
             detail=detail,
             carrier=carrier,
             fmt=fmt,
+            caps=caps,
         )
 
 
@@ -88,21 +117,37 @@ def save_in(
     detail: Any,
     carrier: str | None = None,
     fmt: str | None = None,
+    caps: Caps | None = None,
 ) -> int:
+    caps = caps or Caps()
+    request = keepsafe.scrub(request)
     body, encoding = encode_body(request.body)
+    query = [[keepsafe.storable_text(n), keepsafe.storable_text(v)] for n, v in request.query]
+    headers = {
+        keepsafe.printable(name): keepsafe.storable_text(value)
+        for name, value in request.headers.items()
+    }
+    size = len(body) + len(json.dumps(query)) + len(json.dumps(headers))
+    if size > caps.max_entry_bytes:
+        raise NotKept("too_large")
+    open_entries = conn.scalar(
+        select(func.count()).select_from(quarantine).where(quarantine.c.status == "open")
+    )
+    if int(open_entries or 0) >= caps.max_open_entries:
+        raise NotKept("full")
     row = {
         "received_at": received_at,
-        "source": source[:128],
-        "carrier": carrier,
+        "source": keepsafe.printable(source)[:128],
+        "carrier": None if carrier is None else keepsafe.printable(carrier)[:64],
         "format": fmt,
-        "method": request.method[:16],
-        "path": request.path[:512],
-        "query": [[name, value] for name, value in request.query],
-        "headers": dict(request.headers),
+        "method": keepsafe.printable(request.method)[:16],
+        "path": keepsafe.printable(request.path)[:512],
+        "query": query,
+        "headers": headers,
         "body": body,
         "body_encoding": encoding,
-        "error": error,
-        "detail": detail,
+        "error": keepsafe.printable(error),
+        "detail": keepsafe.printable(detail),
         "status": "open",
     }
     return int(conn.execute(quarantine.insert().returning(quarantine.c.id), row).scalar_one())
@@ -112,8 +157,8 @@ def _entry(row: Any) -> Entry:
     request = RawRequest(
         method=row.method,
         path=row.path,
-        query=[(str(name), str(value)) for name, value in row.query],
-        headers=dict(row.headers),
+        query=[(keepsafe.loaded_text(n), keepsafe.loaded_text(v)) for n, v in row.query],
+        headers={name: keepsafe.loaded_text(value) for name, value in row.headers.items()},
         body=decode_body(row.body, row.body_encoding),
     )
     return Entry(

@@ -19,6 +19,9 @@ import phonenumbers
 
 from pipeline.eventlog import NewEvent
 from pipeline.eventlog.model import MAX_ID, EventError
+from pipeline.ingest.adapters.base import DEFAULT_LIMITS, Limits, ParseError
+from pipeline.ingest.adapters.report import MAX_PARTS
+from pipeline.ingest.adapters.times import MAX_TIME_CHARS, check_window
 
 #: Route kind -> the event type each of its items becomes.
 KINDS: tuple[str, ...] = ("messages", "submissions", "refusals")
@@ -94,12 +97,13 @@ def parse_items(
     source: str,
     carriers: Collection[str] | None = None,
     normalise_id: Callable[[str, str], str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[NewEvent]:
     """Events for every item of a ``kind`` body, or RequestError listing every problem.
 
     ``carriers`` are the configured carrier names (a submission naming another could never
     be correlated with its reports); ``normalise_id(carrier, id)`` brings a carrier message
-    id to the form the carrier's reports use.
+    id to the form the carrier's reports use; ``limits`` bound the times (ingest settings).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r} (one of {', '.join(KINDS)})")
@@ -111,15 +115,20 @@ def parse_items(
             if not isinstance(item, dict):
                 raise _ItemError("item", "must be a JSON object")
             if kind == "messages":
-                events.append(message_accepted(item, now=now, source=source))
+                events.append(message_accepted(item, now=now, source=source, limits=limits))
             elif kind == "submissions":
                 events.append(
                     carrier_submitted(
-                        item, now=now, source=source, carriers=carriers, normalise_id=normalise_id
+                        item,
+                        now=now,
+                        source=source,
+                        carriers=carriers,
+                        normalise_id=normalise_id,
+                        limits=limits,
                     )
                 )
             else:
-                events.append(message_refused(item, now=now, source=source))
+                events.append(message_refused(item, now=now, source=source, limits=limits))
         except _ItemError as exc:
             problems.append(Problem(index, exc.field, exc.reason))
         except EventError as exc:
@@ -145,7 +154,9 @@ MESSAGE_FIELDS = {
 }
 
 
-def message_accepted(item: Mapping[str, Any], *, now: datetime, source: str) -> NewEvent:
+def message_accepted(
+    item: Mapping[str, Any], *, now: datetime, source: str, limits: Limits = DEFAULT_LIMITS
+) -> NewEvent:
     _refuse_unknown(item, MESSAGE_FIELDS)
     message_id = _identifier(item, "id")
     phone = normalise_phone(_string(item, "phone", required=True))
@@ -181,7 +192,7 @@ def message_accepted(item: Mapping[str, Any], *, now: datetime, source: str) -> 
     return NewEvent(
         type="message.accepted",
         message_id=message_id,
-        occurred_at=_time(item, "accepted_at", now),
+        occurred_at=_time(item, "accepted_at", now, limits),
         source=source,
         payload=payload,
         dedup_key=bounded_key("accepted:", message_id),
@@ -204,6 +215,7 @@ def carrier_submitted(
     source: str,
     carriers: Collection[str] | None = None,
     normalise_id: Callable[[str, str, int | None], str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> NewEvent:
     _refuse_unknown(item, SUBMISSION_FIELDS)
     message_id = _identifier(item, "message_id")
@@ -239,7 +251,7 @@ def carrier_submitted(
         message_id=message_id,
         carrier=carrier,
         carrier_message_id=carrier_message_id,
-        occurred_at=_time(item, "submitted_at", now),
+        occurred_at=_time(item, "submitted_at", now, limits),
         source=source,
         payload=payload,
         dedup_key=bounded_key("submitted:", f"{carrier}:{carrier_message_id}"),
@@ -249,7 +261,9 @@ def carrier_submitted(
 REFUSAL_FIELDS = {"message_id", "reason", "detail", "refused_at"}
 
 
-def message_refused(item: Mapping[str, Any], *, now: datetime, source: str) -> NewEvent:
+def message_refused(
+    item: Mapping[str, Any], *, now: datetime, source: str, limits: Limits = DEFAULT_LIMITS
+) -> NewEvent:
     _refuse_unknown(item, REFUSAL_FIELDS)
     message_id = _identifier(item, "message_id")
     payload: dict[str, Any] = {"reason": _string(item, "reason", required=True)}
@@ -259,7 +273,7 @@ def message_refused(item: Mapping[str, Any], *, now: datetime, source: str) -> N
     return NewEvent(
         type="message.refused",
         message_id=message_id,
-        occurred_at=_time(item, "refused_at", now),
+        occurred_at=_time(item, "refused_at", now, limits),
         source=source,
         payload=payload,
         dedup_key=bounded_key("refused:", message_id),
@@ -314,29 +328,36 @@ def _identifier(item: Mapping[str, Any], name: str) -> str:
 
 
 def _positive_int(item: Mapping[str, Any], name: str) -> int | None:
+    """A part count or number: 1 to MAX_PARTS, from a JSON integer or ASCII digits (the
+    text's length checked before ``int()``)."""
     value = item.get(name)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3:
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _ItemError(name, "must be a positive integer")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PARTS:
+        raise _ItemError(name, f"must be a positive integer up to {MAX_PARTS}")
     return value
 
 
-def _time(item: Mapping[str, Any], name: str, default: datetime) -> datetime:
+def _time(item: Mapping[str, Any], name: str, default: datetime, limits: Limits) -> datetime:
     value = item.get(name)
     if value is None or value == "":
         return default
     if not isinstance(value, str):
         raise _ItemError(name, "must be an RFC 3339 string")
+    if len(value) > MAX_TIME_CHARS or not value.isascii():
+        raise _ItemError(name, f"not an RFC 3339 time: {value[:40]!r}")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise _ItemError(name, f"not an RFC 3339 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise _ItemError(name, f"has no time zone (add Z or an offset): {value!r}")
-    return parsed
+    try:
+        return check_window(parsed, limits, name)
+    except ParseError as exc:
+        raise _ItemError(name, exc.reason) from None
 
 
 def _json_type(value: Any) -> str:

@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.config import Settings
 from pipeline.eventlog import NewEvent
-from pipeline.ingest.adapters.base import CarrierContext, ParseError, RawRequest, parse_report
+from pipeline.ingest.adapters import bounded
+from pipeline.ingest.adapters.base import (
+    CarrierContext,
+    Limits,
+    ParseError,
+    RawRequest,
+    parse_report,
+)
 from pipeline.ingest.requests import KINDS, RequestError, parse_items
 
 DLR_PREFIX = "/v1/dlr/"
@@ -84,7 +91,15 @@ def carrier_context(settings: Settings, name: str, received_at: datetime) -> Car
         zone = _zone(carrier.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"carriers.{name}.timezone: unknown zone {carrier.timezone!r}") from None
-    return CarrierContext(name=name, timezone=zone, received_at=received_at)
+    return CarrierContext(
+        name=name, timezone=zone, received_at=received_at, limits=limits_of(settings)
+    )
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The plausible times and amounts the ingest settings allow."""
+    ingest = settings.ingest
+    return Limits(min_year=ingest.min_year, max_year=ingest.max_year, max_amount=ingest.max_amount)
 
 
 @lru_cache(maxsize=64)
@@ -107,6 +122,7 @@ def interpret(
         fmt = format_of(settings, target)
         context = carrier_context(settings, target.carrier, received_at)
         try:
+            bounded.check_pairs(request.query, "query")
             parsed = parse_report(fmt, request, context)
         except ParseError as exc:
             raise InputError(
@@ -124,6 +140,7 @@ def interpret(
             source=source,
             carriers=settings.carriers.keys(),
             normalise_id=_normaliser(settings),
+            limits=limits_of(settings),
         )
     except RequestError as exc:
         noun = {"messages": "message", "submissions": "submission", "refusals": "refusal"}
@@ -135,16 +152,20 @@ def interpret(
 
 def decode_json(body: bytes) -> Any:
     """JSON with decimals kept exact; a fraction where a number is expected is an error
-    downstream, never a silently rounded float."""
+    downstream, never a silently rounded float. Bounded like every carrier's JSON
+    (``bounded.load_json``): long number literals, deep nesting, NULs and lone surrogates
+    are refused before anything reads the document."""
     if not body.strip():
         raise InputError("empty body", [{"field": "body", "reason": "a JSON body is required"}])
     try:
-        return json.loads(body.decode("utf-8"))
+        return bounded.load_json(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError("invalid JSON", [{"field": "body", "reason": "not UTF-8"}]) from None
     except json.JSONDecodeError as exc:
         reason = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
         raise InputError("invalid JSON", [{"field": "body", "reason": reason}]) from None
+    except bounded.Refused as exc:
+        raise InputError("invalid JSON", [{"field": "body", "reason": exc.reason}]) from None
 
 
 def _normaliser(settings: Settings) -> Callable[[str, str, int | None], str]:

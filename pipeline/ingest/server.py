@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from sqlalchemy import text
 
 from pipeline.config import Settings
@@ -165,7 +166,10 @@ async def _count_and_guard(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-async def _read_body(request: web.Request) -> bytes | web.Response:
+async def _read_body(request: web.Request) -> bytes | web.Response | InputError:
+    """The body; a 413 answer past the size limit; an InputError (answered 400 and
+    quarantined once the request is authenticated) for a body that cannot be decoded,
+    such as a corrupt gzip ``Content-Encoding``."""
     limit = request.app[STATE].settings.ingest.max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
@@ -177,6 +181,12 @@ async def _read_body(request: web.Request) -> bytes | web.Response:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "body too large", {"max_body_bytes": limit})
+    except RequestPayloadError:
+        encoding = request.headers.get("Content-Encoding", "none")[:40]
+        return InputError(
+            "unreadable body",
+            [{"field": "body", "reason": f"cannot be decoded (Content-Encoding: {encoding})"}],
+        )
 
 
 def _raw(request: web.Request, body: bytes) -> RawRequest:
@@ -194,11 +204,12 @@ def _own_route(kind: str) -> Handler:
         body = await _read_body(request)
         if isinstance(body, web.Response):
             return body
-        raw = _raw(request, body)
+        raw = _raw(request, body if isinstance(body, bytes) else b"")
         refused = _authenticate(request, raw, SEND_PATH)
         if refused is not None:
             return refused
-        return await _ingest(request, Target(kind), auth.scrub(raw))
+        unreadable = body if isinstance(body, InputError) else None
+        return await _ingest(request, Target(kind), auth.scrub(raw), unreadable)
 
     handle.__name__ = f"post_{kind}"
     return handle
@@ -213,11 +224,12 @@ async def _dlr(request: web.Request) -> web.StreamResponse:
     body = await _read_body(request)
     if isinstance(body, web.Response):
         return body
-    raw = _raw(request, body)
+    raw = _raw(request, body if isinstance(body, bytes) else b"")
     refused = _authenticate(request, raw, name)
     if refused is not None:
         return refused
-    return await _ingest(request, Target("dlr", name), auth.scrub(raw))
+    unreadable = body if isinstance(body, InputError) else None
+    return await _ingest(request, Target("dlr", name), auth.scrub(raw), unreadable)
 
 
 def _authenticate(request: web.Request, raw: RawRequest, key: str) -> web.Response | None:
@@ -241,16 +253,33 @@ def _authenticate(request: web.Request, raw: RawRequest, key: str) -> web.Respon
             url=str(request.url) if policy.type == "twilio" else "",
             twilio_signature=state.twilio_signer,
         )
-    except auth.AuthError as exc:
+    except (auth.AuthError, ValueError) as exc:
         state.metrics.auth_failures.labels(key).inc()
-        return _error(401, "unauthorized", {"reason": str(exc)})
+        return _error(401, "unauthorized", {"reason": _auth_reason(exc)})
     return None
 
 
-async def _ingest(request: web.Request, target: Target, raw: RawRequest) -> web.StreamResponse:
+def _auth_reason(exc: Exception) -> str:
+    """The AuthError's own text; a fixed one for credentials that are not even text (a
+    header that is not UTF-8), whose decoding error would echo part of them."""
+    return str(exc) if isinstance(exc, auth.AuthError) else "malformed credentials"
+
+
+async def _ingest(
+    request: web.Request,
+    target: Target,
+    raw: RawRequest,
+    unreadable: InputError | None = None,
+) -> web.StreamResponse:
     state = request.app[STATE]
     received_at = utc_now()
     source = f"http:{target.path}"
+    if unreadable is not None:
+        response = await _quarantine(request, target, raw, unreadable, received_at, source)
+        # The rest of the body cannot be read, so this connection cannot carry another
+        # request: say so, and the client opens a new one.
+        response.force_close()
+        return response
     try:
         outcome = interpret(state.settings, target, raw, received_at=received_at, source=source)
     except UnknownCarrier:
@@ -302,6 +331,7 @@ async def _quarantine(
         if target.carrier is not None
         else target.kind
     )
+    route = target.path if target.kind != "dlr" else "/v1/dlr/{carrier}"
     try:
         entry_id = await asyncio.to_thread(
             quarantine_store.save,
@@ -313,17 +343,31 @@ async def _quarantine(
             detail=exc.detail,
             carrier=target.carrier,
             fmt=fmt,
+            caps=quarantine_caps(state.settings),
+        )
+    except quarantine_store.NotKept as full:
+        # Still a refusal: the sender must fix the request, not resend it. Counted and
+        # logged, so a flood of bad input (or too small a cap) shows.
+        state.metrics.quarantine_not_kept.labels(route, full.reason).inc()
+        log.warning("refused %s request not kept in quarantine: %s", raw.path, full.reason)
+        return web.json_response(
+            {"error": exc.error, "detail": exc.detail, "quarantine_id": None}, status=400
         )
     except Exception as db_exc:
         # Failure policy: the request could not be kept, so it must not look handled.
         log.error("could not quarantine a request to %s: %s", raw.path, type(db_exc).__name__)
         return _error(503, "the quarantine is unavailable; send again")
-    state.metrics.quarantined.labels(
-        target.path if target.kind != "dlr" else "/v1/dlr/{carrier}"
-    ).inc()
+    state.metrics.quarantined.labels(route).inc()
     log.warning("quarantined %s request #%d: %s", raw.path, entry_id, exc.error)
     return web.json_response(
         {"error": exc.error, "detail": exc.detail, "quarantine_id": entry_id}, status=400
+    )
+
+
+def quarantine_caps(settings: Settings) -> quarantine_store.Caps:
+    return quarantine_store.Caps(
+        max_entry_bytes=settings.ingest.quarantine_max_entry_bytes,
+        max_open_entries=settings.ingest.quarantine_max_open_entries,
     )
 
 

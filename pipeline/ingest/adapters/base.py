@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from pipeline.eventlog import NewEvent
@@ -29,12 +30,30 @@ class RawRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What ingest accepts as plausible (``ingest.min_year``, ``max_year``, ``max_amount``).
+
+    A time outside the years, or a price or cost above the amount, is refused as bad input
+    rather than stored: one such event once stopped every later projection.
+    """
+
+    min_year: int = 2000
+    max_year: int = 2100
+    max_amount: Decimal = Decimal("100000")
+
+
+#: The defaults of the ingest settings.
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
 class CarrierContext:
     """What an adapter needs to know about the configured carrier (``carriers.<name>``)."""
 
     name: str  # configured carrier name (carriers.<name>)
     timezone: ZoneInfo  # for carrier times written without a zone
     received_at: datetime  # tz-aware UTC; used when a report has no done date
+    limits: Limits = DEFAULT_LIMITS  # the plausible times and amounts (ingest settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pipeline.ingest.adapters import bounded
 from pipeline.ingest.adapters.base import ParseError, RawRequest
 
 Pairs = list[tuple[str, str]]
-
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 def content_type(request: RawRequest) -> str:
@@ -26,10 +25,14 @@ def content_type(request: RawRequest) -> str:
 
 
 def body_text(request: RawRequest) -> str:
+    """The body as text: UTF-8 without NULs (no text column stores a NUL)."""
     try:
-        return request.body.decode("utf-8")
+        text = request.body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParseError("body", f"not UTF-8 (byte {exc.start})") from None
+    if "\x00" in text:
+        raise ParseError("body", "holds a NUL byte")
+    return text
 
 
 def parse_form(request: RawRequest) -> Pairs:
@@ -38,20 +41,27 @@ def parse_form(request: RawRequest) -> Pairs:
     if not text:
         return []
     try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
     except (ValueError, UnicodeDecodeError):
         raise ParseError("body", "not a form-encoded body") from None
+    bounded.check_pairs(pairs, "body")
+    return pairs
 
 
 def parse_json(request: RawRequest) -> Any:
-    """A JSON body; numbers with a fraction become Decimal so no digit is lost to floats."""
+    """A JSON body; numbers with a fraction become Decimal so no digit is lost to floats.
+
+    Bounded (``bounded.load_json``): no number literal is expanded, no deep nesting, no
+    NUL or lone surrogate in a string."""
     text = body_text(request)
     if not text.strip():
         raise ParseError("body", "empty (a JSON document is expected)")
     try:
-        return json.loads(text, parse_float=Decimal)
+        return bounded.load_json(text)
     except json.JSONDecodeError as exc:
         raise ParseError("body", f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    except bounded.Refused as exc:
+        raise ParseError("body", exc.reason) from None
 
 
 def looks_like_json(request: RawRequest) -> bool:
@@ -63,6 +73,7 @@ def looks_like_json(request: RawRequest) -> bool:
 def query_and_form(request: RawRequest) -> Pairs:
     """The query pairs followed by a form body's pairs (GET or form POST gateways)."""
     pairs = list(request.query)
+    bounded.check_pairs(pairs, "query")
     if request.body.strip():
         pairs.extend(parse_form(request))
     return pairs
@@ -94,31 +105,30 @@ def optional_text(value: Any, field: str) -> str | None:
 
 
 def parse_decimal(value: Any, field: str) -> Decimal:
-    """A finite decimal from a string or JSON number (never via float)."""
+    """A finite decimal from a string or JSON number (never via float), its digits bounded
+    and written in fixed point (``bounded.decimal``)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise ParseError(field, f"must be a decimal string, got {type(value).__name__}")
-    text = str(value).strip()
-    if not _DECIMAL.match(text):
-        raise ParseError(field, f"not a decimal number: {text[:40]!r}")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ParseError(field, f"not a decimal number: {text[:40]!r}") from None
-    if not number.is_finite():
-        raise ParseError(field, "not a finite number")
-    return number
+    if isinstance(value, Decimal):
+        return bounded.bounded_decimal(value, field)
+    if isinstance(value, int):
+        return bounded.bounded_decimal(Decimal(value), field)
+    return bounded.decimal(value, field)
 
 
 def parse_int(value: Any, field: str, *, minimum: int | None = None) -> int:
-    """An integer from a JSON integer or a string of digits."""
+    """An integer from a JSON integer or a string of ASCII digits, at most
+    ``bounded.MAX_INT_DIGITS`` of them (checked before any conversion)."""
     if isinstance(value, bool):
         raise ParseError(field, "must be an integer, got bool")
-    whole_string = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value)
-    whole_decimal = isinstance(value, Decimal) and value == value.to_integral_value()
-    if isinstance(value, int) or whole_string or whole_decimal:
-        number = int(value)
+    if isinstance(value, int):
+        number = bounded.integral(Decimal(value), field)
+    elif isinstance(value, Decimal):
+        number = bounded.integral(value, field)
+    elif isinstance(value, str):
+        number = bounded.integer(value, field)
     else:
-        raise ParseError(field, f"must be an integer, got {str(value)[:40]!r}")
+        raise ParseError(field, f"must be an integer, got {type(value).__name__}")
     if minimum is not None and number < minimum:
         raise ParseError(field, f"must be at least {minimum}, got {number}")
     return number

@@ -114,10 +114,10 @@ def read_status(value: Any) -> tuple[str, int]:
     text = optional_text(value, "status")
     if text is None:
         raise ParseError("status", "required")
-    if text.isdigit():
-        code = int(text)
+    if text.isascii() and text.isdigit():
+        code = int(text) if len(text) <= 4 else -1  # bounded before int()
         if code not in statuses.ALTEGIO_CODES:
-            raise ParseError("status", f"{code} is not an Altegio code (1, 2, 4, 8, 16, 52)")
+            raise ParseError("status", f"{text[:20]} is not an Altegio code (1, 2, 4, 8, 16, 52)")
         return text, code
     stat = text.upper()
     if stat not in statuses.SMPP_STATS:

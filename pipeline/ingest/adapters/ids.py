@@ -33,6 +33,9 @@ def normalise_carrier_message_id(
     if base is None:
         text = text.lower()
     elif base in (10, 16):
+        # ASCII digits only, and bounded before int(): the decimal form must fit MAX_ID.
+        if not text.isascii() or len(text) > MAX_ID:
+            raise ParseError(field, f"{text[:40]!r} is not a base-{base} number")
         try:
             number = int(text, base)
         except ValueError:

@@ -14,10 +14,14 @@ from typing import Any, Literal
 
 from pipeline.eventlog import NewEvent
 from pipeline.eventlog.model import MAX_ID, EventError
-from pipeline.ingest.adapters.base import CarrierContext, ParseError, RawRequest
+from pipeline.ingest.adapters.base import CarrierContext, Limits, ParseError, RawRequest
 from pipeline.ingest.adapters.statuses import ALTEGIO_CODES
+from pipeline.ingest.adapters.times import check_window
 
 EVENT_TYPE = "carrier.status"
+
+#: Most parts of one message: a concatenated SMS has at most 255 (one octet counts them).
+MAX_PARTS = 255
 
 #: Request fields that may hold a credential; dropped from ``raw`` so no secret is stored.
 SECRET_FIELDS = frozenset(
@@ -73,11 +77,25 @@ def clean_raw(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if key.lower() not in SECRET_FIELDS}
 
 
+def check_plausible(report: Report, limits: Limits) -> datetime | None:
+    """The report's done time in UTC, after the checks every format shares: the time within
+    the plausible years, the cost within ``max_amount``, part numbers within MAX_PARTS."""
+    if report.cost is not None and report.cost > limits.max_amount:
+        raise ParseError("cost", f"above the sanity bound ingest.max_amount ({limits.max_amount})")
+    for name, value in (("parts", report.parts), ("part", report.part)):
+        if value is not None and not 1 <= value <= MAX_PARTS:
+            raise ParseError(name, f"must be 1 to {MAX_PARTS}, got {value}")
+    if report.done_at is None:
+        return None
+    return check_window(report.done_at, limits, "done_at")
+
+
 def to_event(report: Report, request: RawRequest, carrier: CarrierContext) -> NewEvent:
     if report.message_id is None and report.carrier_message_id is None:
         raise ParseError("message_id", "the report carries neither our id nor the carrier's")
     if report.status not in ALTEGIO_CODES:
         raise ValueError(f"adapter produced status {report.status}, not an Altegio code")
+    done_at = check_plausible(report, carrier.limits)
     payload: dict[str, Any] = {
         "format": report.format,
         "raw_status": report.raw_status,
@@ -88,14 +106,14 @@ def to_event(report: Report, request: RawRequest, carrier: CarrierContext) -> Ne
         "cost": report.cost,
         "cost_scope": report.cost_scope if report.cost is not None else None,
         "currency": report.currency,
-        "done_at": report.done_at,
+        "done_at": done_at,
         "raw": clean_raw(report.raw),
         **report.extra,
     }
     try:
         return NewEvent(
             type=EVENT_TYPE,
-            occurred_at=report.done_at or carrier.received_at,
+            occurred_at=done_at or carrier.received_at,
             source=source_for(request),
             payload=payload,
             message_id=report.message_id,

@@ -245,7 +245,10 @@ def _receipt_with_tlv(pdu: _Pdu) -> Receipt:
     if is_receipt(pdu.receipt_text) or state is None:
         return parse_receipt(pdu.receipt_text)
     try:
-        stat = statuses.SMPP_MESSAGE_STATES[int(state.split()[0])]
+        code = state.split()[0]
+        if not (code.isascii() and code.isdigit() and len(code) <= 3):
+            raise ValueError(code)
+        stat = statuses.SMPP_MESSAGE_STATES[int(code)]
     except (ValueError, KeyError, IndexError):
         raise ParseError("message_state", f"not an SMPP message state: {state[:10]!r}") from None
     return Receipt(stat=stat, id=None, text=pdu.receipt_text or None)
