@@ -5,10 +5,12 @@ the code that keeps it fails a test:
   ends, tested with a clock that moves between the claim and the send;
 - redirects are never followed, so no answer can lead the token to another listener;
 - a message is never sent an older state after a newer one, tested with the newer state
-  projected while the older one is on the wire.
+  projected while the older one is on the wire;
+- of several dispatcher processes, exactly one sends the single probe of an open circuit.
 
 Every test runs on SQLite and PostgreSQL; the listeners are real aiohttp servers on
-127.0.0.1, and time is the dispatcher's injected clock (nothing here sleeps).
+127.0.0.1, and time is the dispatcher's injected clock (nothing here sleeps; the
+two-process test runs on the real clock, with the circuit opened an hour in the past).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +31,23 @@ from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.dispatch import dispatcher as dispatcher_module
 from pipeline.dispatch.dispatcher import LEASE_MARGIN, Dispatcher
+from pipeline.dispatch.tables import partner_circuits
 from pipeline.eventlog import NewEvent, append
 from pipeline.projector.runner import run_project
 from pipeline.projector.tables import message_state, mismatches
-from tests.dispatch.helpers import TOKEN, TOKEN_ENV, Clock, delivery, make_settings, put_state
+from pipeline.sandbox.config import SandboxConfig
+from pipeline.sandbox.runner import running_sandbox
+from tests.dispatch.helpers import (
+    TOKEN,
+    TOKEN_ENV,
+    Clock,
+    delivery,
+    dispatch_process,
+    make_settings,
+    put_state,
+    received,
+    write_config,
+)
 from tests.dispatch.listener import Listener, listening
 
 CALLBACK = f"/smsprovider/status/callback/{TOKEN}"
@@ -232,3 +248,40 @@ async def test_a_newer_state_projected_while_the_older_is_in_flight_goes_after_i
         state = conn.execute(select(message_state).where(message_state.c.message_id == "m1")).one()
     row = delivery(db, "m1")
     assert (row.acked_hash, row.acked_version) == (state.payload_hash, state.version)
+
+
+# -- one probe per open circuit, across processes ----------------------------------------------
+
+
+async def test_two_dispatcher_processes_send_one_probe_for_an_open_circuit(
+    db: Database, tmp_path: Path
+) -> None:
+    for n in range(20):
+        put_state(db, f"c{n:02d}")
+    database_url = db.engine.url.render_as_string(hide_password=False)
+    # The circuit opens an hour ago (this process's clock), so its 10-minute cool-down is
+    # over for the two processes, which run on the real clock: both find the probe due.
+    clock = Clock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
+    refusing = SandboxConfig(tokens=("the-right-one",), latency_ms=200)
+    async with running_sandbox(refusing) as url:
+        settings = make_settings(url, batch_size=5, concurrency=1, auth_cooldown=600)
+        opened = await Dispatcher(db, settings, clock=clock).run(until_idle=True)
+        assert opened.requests == 1 and opened.acknowledged == 0
+        with db.read() as conn:
+            [circuit] = conn.execute(select(partner_circuits)).all()
+        assert circuit.state == "open"
+
+        config = write_config(tmp_path, url, batch_size=5, auth_cooldown=600)
+        results = await asyncio.gather(
+            dispatch_process(config, database_url), dispatch_process(config, database_url)
+        )
+        seen = await received(url)
+    outcomes = [r["outcome"] for r in seen["requests"]]
+    assert outcomes == ["401", "401"], "exactly one probe after the request that opened it"
+    # The winner's probe was refused (exit 1: held by the circuit); the other claimed nothing.
+    assert sorted(code for code, _ in results) == [0, 1], results
+    for _, out in results:
+        assert TOKEN not in out
+    with db.read() as conn:
+        [circuit] = conn.execute(select(partner_circuits)).all()
+    assert circuit.state == "open" and circuit.probe_at > datetime.now(UTC)
