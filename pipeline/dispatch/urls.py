@@ -2,8 +2,9 @@
 
 Callback URLs come from outside (Altegio passes ``delivery_callback_url`` with every message,
 and anyone who can inject a message can pick it), so before any request the URL is checked
-against an allow-list: the dispatcher must never become a way to reach internal services
-(SSRF). And Altegio's callback URL carries the partner token as its last path segment, so a
+against an allow-list of hosts and ports and must be exactly Altegio's callback path: the
+dispatcher must never become a way to reach internal services (SSRF), nor hand the partner's
+Bearer token to any other path. And Altegio's callback URL carries the partner token as its last path segment, so a
 URL is masked before it reaches a log line, an error or a report.
 """
 
@@ -71,10 +72,6 @@ def _canonical_host(host: str) -> str | None:
         return idna.encode(host, uts46=True).decode("ascii").lower()
     except idna.IDNAError:
         return None
-
-
-def _canonical_hosts(hosts: Sequence[str]) -> set[str]:
-    return {h for h in (_canonical_host(x) for x in hosts) if h is not None}
 
 
 @dataclass(frozen=True, slots=True)
