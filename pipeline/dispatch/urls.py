@@ -4,8 +4,8 @@ Callback URLs come from outside (Altegio passes ``delivery_callback_url`` with e
 and anyone who can inject a message can pick it), so before any request the URL is checked
 against an allow-list of hosts and ports and must be exactly Altegio's callback path: the
 dispatcher must never become a way to reach internal services (SSRF), nor hand the partner's
-Bearer token to any other path. And Altegio's callback URL carries the partner token as its last path segment, so a
-URL is masked before it reaches a log line, an error or a report.
+Bearer token to any other path. And Altegio's callback URL carries the partner token as its
+last path segment, so a URL is masked before it reaches a log line, an error or a report.
 """
 
 from __future__ import annotations
