@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.dispatch.urls import check_host_entries
 from pipeline.domain import tariffs as tariff_checks
 from pipeline.domain.status import KNOWN_STATUSES
 
@@ -275,10 +276,16 @@ class PartnerSettings(_Section):
     token_env: EnvName
 
 
+#: ``host`` or ``host:port`` entries (``[v6]:port`` for IPv6), checked when settings load.
+HostEntries = Annotated[list[str], AfterValidator(check_host_entries)]
+
+
 class AltegioSettings(_Section):
     base_url: str = "https://app.alteg.io"
-    allowed_hosts: list[str] = ["app.alteg.io"]
-    insecure_hosts: list[str] = []
+    #: https only, on port 443 unless the entry names another (``app.alteg.io:8443``).
+    allowed_hosts: HostEntries = ["app.alteg.io"]
+    #: plain http, on any port unless the entry names one (loopback sandboxes only).
+    insecure_hosts: HostEntries = []
     partners: dict[str, PartnerSettings] = {}
 
 

@@ -1,8 +1,9 @@
 """Where each claimed message goes and with which token, decided before any request.
 
 A message whose partner is not configured, whose token is missing from the environment,
-whose callback URL fails the allow-list, or whose state cannot be written in Altegio's form
-never reaches the network: it gets a ``Refusal`` (a mismatch), not an exception.
+whose callback URL fails the URL policy (an allowed host and port, exactly Altegio's callback
+path) or does not end in the partner's own token, or whose state cannot be written in
+Altegio's form never reaches the network: it gets a ``Refusal`` (a mismatch), not an exception.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from pipeline.config import ConfigError, Settings
 from pipeline.dispatch.claim import ClaimedItem
 from pipeline.dispatch.outcome import KIND_PARTNER_UNKNOWN, KIND_PAYLOAD_INVALID, KIND_URL_REJECTED
 from pipeline.dispatch.payload import PayloadError, StatusPayload, build_payload
-from pipeline.dispatch.urls import callback_url, check_url, mask_token, mask_url
+from pipeline.dispatch.urls import (
+    callback_url,
+    check_token_segment,
+    check_url,
+    mask_token,
+    mask_url,
+)
 from pipeline.logsafe import register_secret
 
 
@@ -124,7 +131,7 @@ class Router:
         shown = mask_token(mask_url(url), token)
         reason = check_url(
             url, allowed_hosts=altegio.allowed_hosts, insecure_hosts=altegio.insecure_hosts
-        )
+        ) or check_token_segment(url, token)
         if reason is not None:
             return _Destination(url, None, shown, (KIND_URL_REJECTED, mask_token(reason, token)))
         return _Destination(url, token, shown, None)

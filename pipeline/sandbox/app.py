@@ -15,6 +15,8 @@ import hmac
 import logging
 import socket
 import struct
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -41,10 +43,14 @@ log = logging.getLogger("smsrecon.sandbox")
 
 
 class SandboxState:
-    """The one mutable thing per app: the recorder, the fault plan, and the shutdown flag."""
+    """The one mutable thing per app: the recorder, the fault plan, the clock, and the
+    shutdown flag."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
+        #: What ``now`` is for the date form of ``Retry-After``: the real clock, or the one a
+        #: test shares with the dispatcher so the wait it reads can be checked exactly.
+        self.clock = clock
         self.recorder = Recorder()
         self.plan = FaultPlan(config.faults, config.seed)
         # Set on shutdown so hanging requests end at once instead of holding the server.
@@ -53,6 +59,10 @@ class SandboxState:
     def reset(self) -> None:
         self.recorder.reset()
         self.plan.reset()
+
+    def now(self) -> float | None:
+        """The injected clock's time as a POSIX timestamp, or None for the real clock."""
+        return None if self.clock is None else self.clock().timestamp()
 
     def mask(self, text: str) -> str:
         for token in (*self.config.tokens, *self.config.forbidden_tokens):
@@ -170,7 +180,7 @@ async def _fault(
         return web.json_response(
             error_body("Too many requests"),
             status=429,
-            headers={"Retry-After": retry_after_value(fault, config.retry_after_s)},
+            headers={"Retry-After": retry_after_value(fault, config.retry_after_s, state.now())},
         )
     if fault == "500":
         return web.json_response(error_body("An error has occurred"), status=500)
@@ -226,10 +236,13 @@ class MaskedAccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %d %.1fms", request.remote, target, response.status, time * 1000)
 
 
-def build_sandbox_app(config: SandboxConfig) -> web.Application:
-    """The aiohttp application of a sandbox configured by ``config``."""
+def build_sandbox_app(
+    config: SandboxConfig, *, clock: Callable[[], datetime] | None = None
+) -> web.Application:
+    """The aiohttp application of a sandbox configured by ``config``; ``clock`` (aware UTC
+    datetimes) replaces the real clock where the sandbox tells time."""
     app = web.Application()
-    state = SandboxState(config)
+    state = SandboxState(config, clock)
     app[STATE] = state
 
     async def release_hangs(app: web.Application) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from sqlalchemy import select, update
 
 from pipeline.config import Settings
@@ -113,3 +118,50 @@ async def received(base_url: str) -> dict[str, Any]:
         session.get(f"{base_url}/_sandbox/received") as response,
     ):
         return await response.json()
+
+
+def write_config(directory: Path, base_url: str, **dispatcher: Any) -> Path:
+    """A config file for ``smsrecon dispatch`` processes against a sandbox on 127.0.0.1."""
+    config = directory / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dispatcher": dispatcher,
+                "altegio": {
+                    "base_url": base_url,
+                    "allowed_hosts": [],
+                    "insecure_hosts": ["127.0.0.1"],
+                    "partners": {"default": {"token_env": TOKEN_ENV}},
+                },
+            }
+        )
+    )
+    return config
+
+
+async def dispatch_process(
+    config: Path, database_url: str, limit: int | None = None
+) -> tuple[int, str]:
+    """Run ``smsrecon dispatch --until-idle`` in its own process: (exit code, output)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--config",
+        str(config),
+        "--database-url",
+        database_url,
+        "dispatch",
+        "--until-idle",
+        *(["--limit", str(limit)] if limit else []),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, TOKEN_ENV: TOKEN},
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    except TimeoutError:
+        proc.kill()  # a hung dispatcher fails the test instead of outliving it
+        await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode()

@@ -1,15 +1,12 @@
 """Under injected faults every change still reaches Altegio, in order per message; and two
-dispatcher processes on one PostgreSQL database deliver each change exactly once."""
+dispatcher processes on one database (SQLite or PostgreSQL) deliver each change exactly once."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections import Counter
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 
 from pipeline.db.engine import Database
@@ -18,7 +15,15 @@ from pipeline.dispatch.tables import deliveries
 from pipeline.projector.tables import message_state
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.runner import running_sandbox
-from tests.dispatch.helpers import TOKEN, TOKEN_ENV, Clock, make_settings, put_state, received
+from tests.dispatch.helpers import (
+    TOKEN,
+    Clock,
+    dispatch_process,
+    make_settings,
+    put_state,
+    received,
+    write_config,
+)
 
 STAGES = (8, 4, 1)
 FAULTS = {"500": 0.05, "502": 0.04, "503": 0.04, "429": 0.04, "reset": 0.03}  # 20 %
@@ -68,60 +73,25 @@ async def test_with_a_fifth_of_requests_failing_every_change_arrives_in_order(
     _assert_in_order(seen["items"], ids)
 
 
-async def _dispatch_process(
-    config: Path, database_url: str, limit: int | None = None
-) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pipeline",
-        "--config",
-        str(config),
-        "--database-url",
-        database_url,
-        "dispatch",
-        "--until-idle",
-        *(["--limit", str(limit)] if limit else []),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, TOKEN_ENV: TOKEN},
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode or 0, out.decode()
-
-
 async def test_two_dispatcher_processes_deliver_each_change_once_and_in_order(
-    pg_db: Database, tmp_path: Path
+    db: Database, tmp_path: Path
 ) -> None:
     ids = [f"p{n:03d}" for n in range(120)]
-    database_url = pg_db.engine.url.render_as_string(hide_password=False)
+    database_url = db.engine.url.render_as_string(hide_password=False)
     # Latency long enough that a stage outlasts the two processes' start-up skew (else one
     # of them may find the work done and the test would not show them sharing it).
     async with running_sandbox(SandboxConfig(tokens=(TOKEN,), latency_ms=100)) as url:
-        config = tmp_path / "config.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "dispatcher": {"batch_size": 5, "concurrency": 2, "per_host_concurrency": 2},
-                    "altegio": {
-                        "base_url": url,
-                        "allowed_hosts": [],
-                        "insecure_hosts": ["127.0.0.1"],
-                        "partners": {"default": {"token_env": TOKEN_ENV}},
-                    },
-                }
-            )
-        )
+        config = write_config(tmp_path, url, batch_size=5, concurrency=2, per_host_concurrency=2)
         outputs = []
         for status in STAGES:
             for message_id in ids:
-                put_state(pg_db, message_id, status=status)
+                put_state(db, message_id, status=status)
             # Each process may claim half the messages, so both must take part whatever
             # their start-up times; they run at the same time and race for the same rows.
             half = len(ids) // 2
             results = await asyncio.gather(
-                _dispatch_process(config, database_url, half),
-                _dispatch_process(config, database_url, half),
+                dispatch_process(config, database_url, half),
+                dispatch_process(config, database_url, half),
             )
             for code, out in results:
                 assert code == 0, out

@@ -46,16 +46,29 @@ def test_default_callback_url_needs_a_token() -> None:
     [
         "https://app.alteg.io/smsprovider/status/callback/tok",
         "https://APP.Alteg.IO/smsprovider/status/callback/tok",
-        "https://app.alteg.io:8443/smsprovider/status/callback/tok",
-        "https://app.alteg.io/cb?x=1",
         "http://127.0.0.1:8123/smsprovider/status/callback/tok",
-        "http://localhost:8123/cb",
-        "http://[::1]:8123/cb",
-        "https://127.0.0.1:8443/cb",
+        "http://localhost:8123/smsprovider/status/callback/tok",
+        "http://[::1]:8123/smsprovider/status/callback/tok",
     ],
 )
 def test_allowed_urls(url: str) -> None:
     assert check(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason_part"),
+    [
+        ("https://app.alteg.io:8443/smsprovider/status/callback/tok", "port 8443"),
+        ("https://app.alteg.io/cb?x=1", "query"),
+        ("https://app.alteg.io/cb", "path"),
+        ("https://127.0.0.1:8443/smsprovider/status/callback/tok", "not in altegio.allowed_hosts"),
+    ],
+)
+def test_urls_allowed_before_the_path_and_port_policy_are_refused(
+    url: str, reason_part: str
+) -> None:
+    reason = check(url)
+    assert reason is not None and reason_part in reason
 
 
 @pytest.mark.parametrize(
@@ -99,9 +112,10 @@ def test_a_lookalike_host_in_another_script_is_refused() -> None:
 
 def test_unicode_allowed_hosts_match_their_a_label() -> None:
     kwargs = {"allowed_hosts": ["bücher.example"], "insecure_hosts": []}
-    assert check_url("https://xn--bcher-kva.example/cb", **kwargs) is None
-    assert check_url("https://BÜCHER.example/cb", **kwargs) is None
-    assert check_url("https://bucher.example/cb", **kwargs) is not None
+    path = "/smsprovider/status/callback/tok"
+    assert check_url(f"https://xn--bcher-kva.example{path}", **kwargs) is None
+    assert check_url(f"https://BÜCHER.example{path}", **kwargs) is None
+    assert check_url(f"https://bucher.example{path}", **kwargs) is not None
 
 
 def test_insecure_hosts_are_off_by_default() -> None:
