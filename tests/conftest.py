@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -28,6 +29,13 @@ from pipeline.db.engine import Database, make_engine
 from tests.pg_server import PostgresUnavailable, start_throwaway
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests judge results, never speed: on a loaded machine a slow example or slow data
+# generation is no failure.
+hypothesis.settings.register_profile(
+    "smsrecon", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("smsrecon")
 
 
 @pytest.fixture(autouse=True)
