@@ -9,12 +9,17 @@ its tests fail with the reason under CI=true, and are skipped loudly otherwise.
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import hypothesis
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -25,21 +30,92 @@ from tests.pg_server import PostgresUnavailable, start_throwaway
 
 BACKENDS = ["sqlite", "postgresql"]
 
+# Property tests judge results, never speed: on a loaded machine a slow example or slow data
+# generation is no failure.
+hypothesis.settings.register_profile(
+    "smsrecon", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("smsrecon")
+
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """Commands run in-process configure logging for the whole process (handlers, quiet
-    library loggers); undo that after each test so no test depends on another's order."""
-    import logging
+    """Undo whatever a test did to logging, so that no test passes thanks to another.
 
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    quiet = {name: logging.getLogger(name).level for name in ("aiohttp.access", "alembic")}
+    Commands run in-process configure logging for the whole process, and ``logsafe.install``
+    wraps the process's log-record factory: left in place, one test's masking made another
+    test's masking look like its own. Restored after each test: the record factory, the
+    registered secrets and installed flag of ``pipeline.logsafe``, every logger's level,
+    handlers, filters and propagation, every handler's level, filters and formatter, and
+    ``logging.disable``. pytest's own capture handlers come and go per test phase and are
+    left to pytest.
+    """
+    saved = _logging_state()
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, previous in quiet.items():
-        logging.getLogger(name).setLevel(previous)
+    _restore_logging_state(saved)
+
+
+def _pytest_handler(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith("_pytest")
+
+
+def _loggers() -> dict[str, logging.Logger]:
+    manager = logging.Logger.manager
+    named = {n: lg for n, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    return {"": logging.getLogger(), **named}
+
+
+def _logging_state() -> dict[str, Any]:
+    from pipeline import logsafe
+
+    for name in ("aiohttp.access", "alembic"):  # configure_logging sets their levels
+        logging.getLogger(name)
+    loggers = {
+        name: (lg.level, lg.propagate, lg.disabled, list(lg.handlers), list(lg.filters))
+        for name, lg in _loggers().items()
+    }
+    handlers = {
+        h: (h.level, list(h.filters), h.formatter)
+        for _level, _propagate, _disabled, hs, _filters in loggers.values()
+        for h in hs
+    }
+    kept = (bool, int, str, tuple, frozenset, set, dict, list, re.Pattern, type(None))
+    masking = {
+        name: copy.copy(value)
+        for name, value in vars(logsafe).items()
+        if not name.startswith("__") and isinstance(value, kept)
+    }
+    return {
+        "factory": logging.getLogRecordFactory(),
+        "disable": logging.root.manager.disable,
+        "loggers": loggers,
+        "handlers": handlers,
+        "logsafe": masking,
+    }
+
+
+def _restore_logging_state(saved: dict[str, Any]) -> None:
+    from pipeline import logsafe
+
+    logging.setLogRecordFactory(saved["factory"])
+    logging.disable(saved["disable"])
+    for name, value in saved["logsafe"].items():
+        setattr(logsafe, name, value)
+    for name, logger in _loggers().items():
+        ours = [h for h in logger.handlers if _pytest_handler(h)]
+        if name not in saved["loggers"]:  # made during the test: leave it as it was made
+            logger.handlers[:] = ours
+            logger.filters[:] = []
+            continue
+        level, propagate, disabled, handlers, filters = saved["loggers"][name]
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+        logger.handlers[:] = [h for h in handlers if not _pytest_handler(h)] + ours
+        logger.filters[:] = filters
+    for handler, (level, filters, formatter) in saved["handlers"].items():
+        handler.setLevel(level)
+        handler.filters[:] = filters
+        handler.setFormatter(formatter)
 
 
 def _url_for(database_url: str, name: str) -> str:

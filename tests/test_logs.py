@@ -32,3 +32,23 @@ def test_a_secret_read_from_settings_is_masked_in_logs(
     if fmt == "json":
         entry = json.loads(err.strip().splitlines()[0])
         assert entry["level"] == "ERROR" and entry["time"].endswith("Z")
+
+
+def test_configure_logging_itself_masks_the_records_of_every_logger(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Masking is installed by ``configure_logging``, not by whatever ran before it: a record
+    made before the call keeps the secret (so nothing else masks in this test), and after
+    it a library's record is masked at creation, even in a handler without any filter
+    (pytest's own capture handler)."""
+    monkeypatch.setenv("SMSRECON_TEST_PARTNER_TOKEN", TOKEN)
+    settings = load_settings(None, environ={})
+    settings.secret("SMSRECON_TEST_PARTNER_TOKEN", "altegio.partners.default.token_env")
+    library = logging.getLogger("some.library.client")
+    with caplog.at_level(logging.INFO):
+        library.info("calling with %s", TOKEN)
+        assert caplog.records[-1].getMessage() == f"calling with {TOKEN}"
+        configure_logging(LoggingSettings(level="INFO", format="text"))
+        library.info("calling with %s", TOKEN)
+    assert caplog.records[-1].getMessage() == "calling with ***"
+    assert TOKEN not in caplog.records[-1].msg and not caplog.records[-1].args

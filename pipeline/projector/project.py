@@ -23,7 +23,7 @@ from sqlalchemy import Connection, select, update
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import utc_now
 from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
-from pipeline.projector import store
+from pipeline.projector import crashpoints, store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_into, parse_time_text, time_text
 from pipeline.projector.message import MessageFacts
@@ -93,10 +93,14 @@ def project_batch(
     for event in batch:
         _advance_clock(work, event)
         _apply(work, event)
+        crashpoints.reached("event_folded")
+    crashpoints.reached("batch_folded")
     _write(work)
+    crashpoints.reached("rows_written")
     store.store_checkpoint(
         conn, tables, old=position, new=batch[-1].position, clock=work.clock, now=utc_now()
     )
+    crashpoints.reached("checkpoint_written")
     work.result.events = len(batch)
     work.result.messages_changed = len(work.changed)
     work.result.position = batch[-1].position
@@ -381,6 +385,7 @@ def _write(work: _Batch) -> None:
         for mid in work.touched
     ]
     store.save_states(work.conn, work.tables, rows)
+    crashpoints.reached("state_rows_written")
     store.save_correlations(work.conn, work.tables, work.new_correlations)
     store.save_held(work.conn, work.tables, list(work.held_new.values()))
     store.release(work.conn, work.tables, sorted(work.held_gone))

@@ -12,6 +12,7 @@ from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
 from pipeline.domain.tariffs import rules_from_settings
+from pipeline.projector import crashpoints
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.project import project_batch
@@ -83,6 +84,7 @@ def catch_up(
         position = result.position
         if result.events == 0:
             break
+        crashpoints.reached("batch_committed")
         applied += result.events
         changed += result.messages_changed
         opened += result.opened

@@ -157,7 +157,7 @@ async def test_batches_claimed_ahead_are_given_back_when_the_run_is_cancelled(
         settings = make_settings(url, batch_size=2, concurrency=1, per_host_concurrency=1)
         run = asyncio.create_task(Dispatcher(db, settings, clock=Clock()).run(until_idle=True))
         limit = dispatcher_module.CLAIM_AHEAD + 1  # queued batches + the one being sent
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(60):
             while sum(r.state == "in_flight" for r in _rows(db)) < 2 * limit:
                 await asyncio.sleep(0.01)
         run.cancel()

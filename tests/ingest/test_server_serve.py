@@ -67,10 +67,10 @@ def test_serve_prints_its_address_serves_and_exits_0_on_sigterm(
             data=b'{"id": "1", "phone": "+79161234567", "text": "hi"}',
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             assert response.status == 200
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=30)
+        out, _ = process.communicate(timeout=60)
         assert process.returncode == 0
         assert "stopped" in out
     finally:

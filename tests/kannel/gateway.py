@@ -30,7 +30,7 @@ import aiohttp
 
 BEARERBOX = "bearerbox"
 SMSBOX = "smsbox"
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 5.0
 POLL_INTERVAL = 0.05
 

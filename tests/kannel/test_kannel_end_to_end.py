@@ -41,7 +41,7 @@ DLR_URL = (
     "http://127.0.0.1:{port}/v1/dlr/{carrier}?message_id={message_id}"
     "&type=%d&answer=%A&smsc=%i&smsc_id=%F&ts=%T&to=%p&from=%P&token={token}"
 )
-CALLBACK_TIMEOUT = 15.0
+CALLBACK_TIMEOUT = 60.0
 SENDER = "BeautySalon"
 TEXT = "Hello Anna, your appointment is at 15:00"
 
@@ -195,7 +195,7 @@ async def test_kannel_callbacks_become_carrier_status_events(
     db: Database, gateway_and_ingest: tuple[KannelGateway, SmscSimulator, list[Callback], int, str]
 ) -> None:
     gateway, smsc, calls, port, token = gateway_and_ingest
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         for case in [*CASES, FORGED]:
             secret = token if case is not FORGED else "not-the-token"
             dlr_url = DLR_URL.format(
