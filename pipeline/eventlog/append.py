@@ -63,7 +63,7 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     sqlite = conn.dialect.name == "sqlite"
     recorded_at: object = utc_now()
     if sqlite:
-        # SQLite's log refuses any insert of a stored key (migration 0006: that is how it
+        # SQLite's log refuses any insert of a stored key (migration 0005: that is how it
         # stops REPLACE), so stored keys are left out here; appends are serialised, so
         # none can be stored between this look and the insert.
         stored_already = _stored_keys_sqlite(conn, list(unique))

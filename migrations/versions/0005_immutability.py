@@ -8,7 +8,7 @@ is already stored is aborted. (The app never sends one: it skips stored keys its
 PostgreSQL has no REPLACE, and its ``ON CONFLICT DO UPDATE`` fires the UPDATE guard of
 0001; there, what a role may do is a matter of privileges (``smsrecon db grant``).
 
-Revision ID: 0006_immutability
+Revision ID: 0005_immutability
 Revises: 0004_dispatch
 Create Date: 2026-11-30
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_immutability"
+revision = "0005_immutability"
 down_revision = "0004_dispatch"
 branch_labels = None
 depends_on = None
