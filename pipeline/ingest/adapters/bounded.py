@@ -178,7 +178,10 @@ def _int_literal(text: str) -> int:
 def _decimal_literal(text: str) -> Decimal:
     if len(text) > MAX_NUMBER_CHARS:
         raise Refused(f"a number longer than {MAX_NUMBER_CHARS} characters")
-    return Decimal(text)
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal represents at all
+        raise Refused("a number out of range") from None
 
 
 def _float_literal(text: str) -> float:
