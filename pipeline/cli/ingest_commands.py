@@ -188,7 +188,6 @@ def list_command(show_all: bool, limit: int) -> None:
 @click.argument("entry_id", type=int)
 def show(entry_id: int) -> None:
     """Print one entry: the request as received (without credentials) and why it was refused."""
-    from pipeline.ingest import keepsafe
     from pipeline.ingest import quarantine as store
 
     entry = store.get(app_context().database(), entry_id)
@@ -219,8 +218,10 @@ def show(entry_id: int) -> None:
         "resolved_positions": entry.resolved_positions,
         "note": entry.note,
     }
-    # A NUL or lone surrogate kept in a query or header is shown escaped (\x00, \ud800).
-    click.echo(json.dumps(keepsafe.printable(document), indent=2, ensure_ascii=False))
+    # A lone surrogate (from a header that was not UTF-8) cannot be printed as UTF-8: it is
+    # written as its JSON escape (\udcff), so the output is still JSON that reads back the same.
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @quarantine.command()

@@ -25,7 +25,7 @@ from pipeline.ingest.auth import SECRET_HEADERS
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: A JSON member whose value is a string or a scalar: ``"name" : value``.
-_JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.){1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)')
+_JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.){1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*"|[^,{}\[\]\s"]+)')
 REMOVED = "[removed]"
 
 

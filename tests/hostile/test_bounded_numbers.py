@@ -27,7 +27,10 @@ from tests.hostile.ingest_hostile import (
 )
 from tests.ingest.server_fixtures import event_count, live_server, make_settings, stored_events
 
-HUGE = ["1E+300000", "1E+1000000", "1E+99999999", "9" * 5000, "1" + "0" * 4301, "-1E+99999999"]
+HUGE = [
+    "1E+300000", "1E+1000000", "1E+99999999", "9" * 5000, "1" + "0" * 4301, "-1E+99999999",
+    "1E+" + "9" * 37,
+]  # fmt: skip
 
 
 def _infobip_with(path: str, literal: str) -> str:

@@ -243,3 +243,31 @@ async def test_a_corrupt_gzip_body_is_answered_400_and_quarantined(db: Database)
         assert honest.status == 200
     assert answer["error"] == "unreadable body"
     assert event_count(db) == 1
+
+
+async def test_an_entry_with_a_nul_and_a_surrogate_can_be_shown_and_replayed(
+    db: Database, db_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from pipeline.cli.main import cli
+
+    async with live_server(make_settings(CARRIERS), db) as client:
+        port = client.server.port
+        assert port is not None
+        status, body = await raw_http(
+            port, b"GET /v1/dlr/kannel?message_id=4%002&type=1 HTTP/1.1\r\nHost: x\r\nX-Trace: \xff"
+        )
+    assert status == 400
+    entry_id = json.loads(body)["quarantine_id"]
+    config = tmp_path / "config.yaml"
+    config.write_text("carriers:\n  kannel:\n    format: kannel\n")
+    base = ["--config", str(config), "--database-url", db_url, "quarantine"]
+    shown = CliRunner().invoke(cli, [*base, "show", str(entry_id)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.output)
+    assert ["message_id", "4\x002"] in document["request"]["query"]
+    assert document["request"]["headers"]["x-trace"] == "\udcff"
+    replayed = CliRunner().invoke(cli, [*base, "replay", str(entry_id)], catch_exceptions=False)
+    assert replayed.exit_code == 3, replayed.output
+    assert event_count(db) == 0

@@ -12,6 +12,7 @@ writes them, and the text would no longer match what a dedup key or an audit sho
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
@@ -177,13 +178,21 @@ def _int_literal(text: str) -> int:
 def _decimal_literal(text: str) -> Decimal:
     if len(text) > MAX_NUMBER_CHARS:
         raise Refused(f"a number longer than {MAX_NUMBER_CHARS} characters")
-    return Decimal(text)
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal represents at all
+        raise Refused("a number out of range") from None
 
 
 def _float_literal(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
         raise Refused(f"a number longer than {MAX_NUMBER_CHARS} characters")
-    return float(text)
+    number = float(text)
+    mantissa = re.split("[eE]", text, maxsplit=1)[0]
+    if math.isinf(number) or (number == 0 and re.search("[1-9]", mantissa)):
+        # Beyond a float's range: written back it would be Infinity or 0, not what was sent.
+        raise Refused("a number out of range")
+    return number
 
 
 def _constant(name: str) -> Any:

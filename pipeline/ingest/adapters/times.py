@@ -17,7 +17,7 @@ from pipeline.ingest.adapters.base import Limits, ParseError
 MAX_TIME_CHARS = 40
 
 # SMPP 3.4 §7.1.1 absolute time: YYMMDDhhmmsstnnp, nn quarter hours from UTC, p "+" or "-".
-_SMPP_ABSOLUTE = re.compile(r"^(\d{12})(\d)(\d{2})([+-])$")
+_SMPP_ABSOLUTE = re.compile(r"^(\d{12})(\d)(\d{2})([+-])$", re.ASCII)
 
 
 def check_window(value: datetime, limits: Limits, field: str) -> datetime:
