@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Connection, select
 
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
+from pipeline.db.times import sqlite_time_text
 from pipeline.eventlog.model import NewEvent, utc_now
 from pipeline.eventlog.ordering import serialise_appends
 
@@ -63,7 +63,7 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     sqlite = conn.dialect.name == "sqlite"
     recorded_at: object = utc_now()
     if sqlite:
-        recorded_at = _sqlite_time(recorded_at)  # type: ignore[arg-type]
+        recorded_at = sqlite_time_text(recorded_at)  # type: ignore[arg-type]
         rows = [_row_for_sqlite(e, recorded_at) for e in unique.values()]
     else:
         rows = [_row_for_postgres(e, recorded_at) for e in unique.values()]
@@ -96,18 +96,13 @@ def _insert_sql(dialect: str) -> str:
     return f"INSERT INTO events ({_COLUMNS}) VALUES ({values}) ON CONFLICT (dedup_key) DO NOTHING"
 
 
-def _sqlite_time(value: datetime) -> str:
-    # The format SQLAlchemy's SQLite DateTime stores (UTCDateTime reads it back as UTC).
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _row_for_sqlite(e: NewEvent, recorded_at: object) -> tuple[object, ...]:
     return (
         e.type,
         e.message_id,
         e.carrier,
         e.carrier_message_id,
-        _sqlite_time(e.occurred_at),
+        sqlite_time_text(e.occurred_at),
         recorded_at,
         e.source,
         _dumps(e.payload),

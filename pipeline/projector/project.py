@@ -9,6 +9,12 @@ advances with each event to ``min(occurred_at, recorded_at)`` (a carrier clock i
 cannot push it forward) and never goes back. A report that no message claims is held; when
 the clock passes its ``held_at + grace`` it opens ``unknown_message``. Since the clock is a
 function of the log, replay and incremental projection agree however the log is cut.
+
+An event the projector cannot read or apply (a time or payload no version of the fold can
+use) never halts it: the batch is rolled back to its savepoint and folded again one event
+at a time, and the event that still fails is skipped with an ``unreadable_event`` mismatch
+(see ``pipeline.projector.unreadable``). Folding one event at a time gives what the batch
+would have (the cut does not matter), so replay skips exactly the same events.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ from pipeline.projector.derive import FoldRules, MessageView, derive_view
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_into, parse_time_text, time_text
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.store import ProjectionTables
+from pipeline.projector.unreadable import (
+    UnreadableRow,
+    describe_error,
+    is_database_failure,
+    record_unreadable,
+)
 
 
 @dataclass
@@ -88,9 +100,40 @@ def project_batch(
         batch = [e for e in batch if e.position <= upto]
     if not batch:
         return BatchResult(position=position)
-
-    work = _prepare(conn, tables, rules, grace_seconds, clock, batch)
+    try:
+        # Failure policy: a savepoint, so that an event the fold cannot apply costs only
+        # this attempt; the batch is then folded again an event at a time.
+        with conn.begin_nested():
+            return _project(conn, tables, rules, grace_seconds, position, clock, batch)
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise
+    total = BatchResult(position=position)
     for event in batch:
+        one = _project_one(conn, tables, rules, grace_seconds, event)
+        total.events += one.events
+        total.messages_changed += one.messages_changed
+        total.opened += one.opened
+        total.resolved += one.resolved
+        total.position = one.position
+    return total
+
+
+def _project(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    grace_seconds: float,
+    position: int,
+    clock: datetime | None,
+    batch: list[StoredEvent | UnreadableRow],
+) -> BatchResult:
+    readable = [e for e in batch if type(e) is StoredEvent]
+    work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
+    for event in batch:
+        if type(event) is UnreadableRow:
+            _skip_unreadable(work, event.position, event.error, event.recorded_at)
+            continue
         _advance_clock(work, event)
         _apply(work, event)
     _write(work)
@@ -101,6 +144,33 @@ def project_batch(
     work.result.messages_changed = len(work.changed)
     work.result.position = batch[-1].position
     return work.result
+
+
+def _project_one(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    grace_seconds: float,
+    event: StoredEvent | UnreadableRow,
+) -> BatchResult:
+    """Fold one event in its own savepoint; skip it as unreadable if even that fails."""
+    position, clock = store.read_checkpoint(conn, tables)
+    try:
+        with conn.begin_nested():
+            return _project(conn, tables, rules, grace_seconds, position, clock, [event])
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise
+        error = describe_error(exc)
+    recorded_at = event.recorded_at
+    opened = record_unreadable(
+        conn, tables, event.position, error, now=recorded_at or clock, event=event
+    )
+    # The clock stays where it was: an event that cannot be read has no time to give it.
+    store.store_checkpoint(
+        conn, tables, old=position, new=event.position, clock=clock, now=utc_now()
+    )
+    return BatchResult(events=1, opened=opened, position=event.position)
 
 
 def _prepare(
@@ -155,6 +225,13 @@ def _prepare(
         facts=facts,
         held=held,
         timers=timers,
+    )
+
+
+def _skip_unreadable(work: _Batch, position: int, error: str, recorded_at: datetime | None) -> None:
+    """A row the log reader could not decode: a mismatch, and nothing else moves."""
+    work.result.opened += record_unreadable(
+        work.conn, work.tables, position, error, now=recorded_at or work.clock, event=None
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.tables import events
+from pipeline.db.times import parse_sqlite_time, sqlite_time_text
 from pipeline.db.types import money_text
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.read import row_to_event
@@ -30,6 +31,7 @@ from pipeline.projector.tables import (
     projector_correlations,
     projector_held,
 )
+from pipeline.projector.unreadable import UnreadableRow, describe_error
 
 CHECKPOINT = "message_state"
 IN_CHUNK = 500
@@ -207,11 +209,7 @@ def _driver_values(row: tuple[Any, ...], postgres: bool) -> tuple[Any, ...]:
         for i in _TIMES:
             value = out[i]
             if value is not None:
-                # SQLite stores naive UTC text in SQLAlchemy's format, so text order is time
-                # order: the aware UTC text without its "+00:00".
-                if value.tzinfo is not UTC:
-                    value = value.astimezone(UTC)
-                out[i] = value.isoformat(" ", "microseconds")[:-6]
+                out[i] = sqlite_time_text(value)
     out[-1] = _jsonb(out[-1]) if postgres else json.dumps(out[-1], separators=(",", ":"))
     return tuple(out)
 
@@ -338,7 +336,7 @@ _EVENT_COLUMNS = (
 )
 
 
-def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent]:
+def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent | UnreadableRow]:
     """Up to ``limit`` events after ``after``, in position order, in ``conn``'s transaction.
 
     The same gap-free query as ``pipeline.eventlog.read_in`` (see its module), but through
@@ -358,35 +356,56 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    if postgres:
-        return [
-            StoredEvent(
-                p, t, m, c, cm, _utc(o), _utc(r), s, d if isinstance(d, dict) else json.loads(d), k
-            )
-            for p, t, m, c, cm, o, r, s, d, k in rows
-        ]
-    loads = json.loads
     try:
-        # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in the text
-        # parses straight to an aware UTC time, several times cheaper than ``replace``.
-        return [
-            StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
-            for p, t, m, c, cm, o, r, s, d, k in rows
-        ]
-    except ValueError:  # a text with an offset of its own: read it as the column type does
-        return [
-            StoredEvent(p, t, m, c, cm, _sqlite_time(o), _sqlite_time(r), s, loads(d), k)
-            for p, t, m, c, cm, o, r, s, d, k in rows
-        ]
+        if postgres:
+            out = [
+                StoredEvent(p, t, m, c, cm, _utc(o), _utc(r), s, d, k)
+                for p, t, m, c, cm, o, r, s, d, k in rows
+            ]
+            if all(type(e.payload) is dict for e in out):
+                return out
+        else:
+            loads = json.loads
+            # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in the
+            # text parses straight to an aware UTC time, several times cheaper than
+            # ``replace``.
+            out = [
+                StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
+                for p, t, m, c, cm, o, r, s, d, k in rows
+            ]
+            if all(type(e.payload) is dict for e in out):
+                return out
+    except (TypeError, ValueError):
+        pass
+    # A text in another form (an offset of its own, a short year an older version wrote),
+    # or a row no reader can decode: row by row, the latter as an ``UnreadableRow``.
+    return [_decode_row(row, postgres) for row in rows]
+
+
+def _decode_row(row: Any, postgres: bool) -> StoredEvent | UnreadableRow:
+    p, t, m, c, cm, o, r, s, d, k = row
+    as_time = _utc if postgres else parse_sqlite_time
+    try:
+        payload = d if isinstance(d, (dict, list)) or postgres else json.loads(d)
+        if type(payload) is not dict:
+            raise ValueError(f"payload is a JSON {type(payload).__name__}, not an object")
+        return StoredEvent(p, t, m, c, cm, as_time(o), as_time(r), s, payload, k)
+    except Exception as exc:
+        try:
+            recorded: datetime | None = as_time(r)
+        except Exception:
+            recorded = None
+        return UnreadableRow(
+            p,
+            describe_error(exc),
+            recorded,
+            m if isinstance(m, str) else None,
+            t if isinstance(t, str) else None,
+        )
 
 
 _PARSE = datetime.fromisoformat
 _UTC = "+00:00"
-
-
-def _sqlite_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(value: datetime) -> datetime:
