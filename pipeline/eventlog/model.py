@@ -26,6 +26,10 @@ EVENT_TYPES = frozenset(
     }
 )
 MAX_ID = 128
+#: Payload key saying where ``occurred_at`` came from; present only as ``RECEIVED``, on an
+#: event whose source gave no time, so it carries our receive time (docs/events.md).
+TIME_SOURCE = "time_source"
+RECEIVED = "received"
 MAX_SOURCE = 128
 
 

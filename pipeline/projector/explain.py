@@ -22,6 +22,7 @@ from pipeline.projector.derive import FoldRules, payload_hash
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_event
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.tables import projector_correlations
+from pipeline.projector.unreadable import describe_error
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,12 @@ def explain_message(
         if event.type not in MESSAGE_EVENTS:
             trail.append(_entry(event, "no effect on the message's state"))
             continue
-        folded = fold_event(facts, event, rules)
-        now = _visible(folded.facts, folded.view)
+        try:
+            folded = fold_event(facts, event, rules)
+            now = _visible(folded.facts, folded.view)
+        except Exception as exc:  # the projector skips it too (pipeline.projector.unreadable)
+            trail.append(_entry(event, f"unreadable, skipped: {describe_error(exc)}"))
+            continue
         trail.append(_entry(event, _effect(visible, now)))
         facts, visible = folded.facts, now
     sections = []

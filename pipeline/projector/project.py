@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.model import utc_now
+from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, utc_now
 from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
 from pipeline.projector import store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
@@ -78,6 +78,17 @@ class _Batch:
 
 def event_time(event: StoredEvent) -> datetime:
     return min(event.occurred_at, event.recorded_at)
+
+
+def moves_clock(event: StoredEvent) -> bool:
+    """Whether the event's time may advance the clock: not when it is only our receive time.
+
+    Such a time says when the event was posted, not when it happened: among history posted
+    late it would leap the clock to today, expire every timer at once and hold its own
+    report until today + grace. It is at most as late as the events around it when posted
+    live, so leaving the clock where the source-timed events put it loses nothing there.
+    """
+    return event.payload.get(TIME_SOURCE) != RECEIVED
 
 
 def project_batch(
@@ -132,7 +143,7 @@ def _project(
     work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
     for event in batch:
         if type(event) is UnreadableRow:
-            _skip_unreadable(work, event.position, event.error, event.recorded_at)
+            _skip_unreadable(work, event)
             continue
         _advance_clock(work, event)
         _apply(work, event)
@@ -228,17 +239,18 @@ def _prepare(
     )
 
 
-def _skip_unreadable(work: _Batch, position: int, error: str, recorded_at: datetime | None) -> None:
+def _skip_unreadable(work: _Batch, row: UnreadableRow) -> None:
     """A row the log reader could not decode: a mismatch, and nothing else moves."""
+    now = row.recorded_at or work.clock
     work.result.opened += record_unreadable(
-        work.conn, work.tables, position, error, now=recorded_at or work.clock, event=None
+        work.conn, work.tables, row.position, row.error, now=now, event=row
     )
 
 
 def _advance_clock(work: _Batch, event: StoredEvent) -> None:
     """Move the event clock and open unknown_message for every timer that ran out."""
     t = event_time(event)
-    if work.clock is None or t > work.clock:
+    if work.clock is None or (t > work.clock and moves_clock(event)):
         work.clock = t
     while work.timers and work.timers[0][0] <= work.clock:
         _deadline, position, kind, carrier, cmid, message_id = heapq.heappop(work.timers)
