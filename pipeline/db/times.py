@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta, timezone
 _LENIENT = re.compile(
     r"\s*(\d{1,4})-(\d{1,2})-(\d{1,2})"
     r"(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,6})\d*)?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?\s*",
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*",
     re.IGNORECASE,
 )
 
@@ -54,6 +54,18 @@ def parse_sqlite_time(text: str) -> datetime:
         raise ValueError(f"not a stored time: {text[:40]!r} is outside the years 1-9999") from None
 
 
+def parse_stored_time(value: object) -> datetime:
+    """A stored time read as text or loaded by the driver (PostgreSQL's ``timestamptz``
+    text, e.g. ``2026-01-15 10:05:00+00``, included); ValueError when it names none."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"not a stored time: a {type(value).__name__}")
+    return parse_sqlite_time(value)
+
+
 def _parse_lenient(text: str) -> datetime:
     match = _LENIENT.fullmatch(text) if isinstance(text, str) else None
     if match is None:
@@ -62,7 +74,7 @@ def _parse_lenient(text: str) -> datetime:
     zone = UTC
     if offset and offset.upper() != "Z":
         digits = offset[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
         zone = timezone(-delta if offset[0] == "-" else delta)
     return datetime(
         int(year),

@@ -35,7 +35,7 @@ from pipeline.projector.fold import MESSAGE_EVENTS, fold_into, parse_time_text, 
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.store import ProjectionTables
 from pipeline.projector.unreadable import (
-    UnreadableRow,
+    UnreadableEvent,
     describe_error,
     is_database_failure,
     record_unreadable,
@@ -137,12 +137,12 @@ def _project(
     grace_seconds: float,
     position: int,
     clock: datetime | None,
-    batch: list[StoredEvent | UnreadableRow],
+    batch: list[StoredEvent | UnreadableEvent],
 ) -> BatchResult:
     readable = [e for e in batch if type(e) is StoredEvent]
     work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
     for event in batch:
-        if type(event) is UnreadableRow:
+        if type(event) is UnreadableEvent:
             _skip_unreadable(work, event)
             continue
         _advance_clock(work, event)
@@ -162,7 +162,7 @@ def _project_one(
     tables: ProjectionTables,
     rules: FoldRules,
     grace_seconds: float,
-    event: StoredEvent | UnreadableRow,
+    event: StoredEvent | UnreadableEvent,
 ) -> BatchResult:
     """Fold one event in its own savepoint; skip it as unreadable if even that fails."""
     position, clock = store.read_checkpoint(conn, tables)
@@ -173,10 +173,7 @@ def _project_one(
         if is_database_failure(exc):
             raise
         error = describe_error(exc)
-    recorded_at = event.recorded_at
-    opened = record_unreadable(
-        conn, tables, event.position, error, now=recorded_at or clock, event=event
-    )
+    opened = record_unreadable(conn, tables, event.position, error, now=clock, event=event)
     # The clock stays where it was: an event that cannot be read has no time to give it.
     store.store_checkpoint(
         conn, tables, old=position, new=event.position, clock=clock, now=utc_now()
@@ -239,11 +236,10 @@ def _prepare(
     )
 
 
-def _skip_unreadable(work: _Batch, row: UnreadableRow) -> None:
+def _skip_unreadable(work: _Batch, row: UnreadableEvent) -> None:
     """A row the log reader could not decode: a mismatch, and nothing else moves."""
-    now = row.recorded_at or work.clock
     work.result.opened += record_unreadable(
-        work.conn, work.tables, row.position, row.error, now=now, event=row
+        work.conn, work.tables, row.position, row.error, now=work.clock, event=row
     )
 
 

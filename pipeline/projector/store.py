@@ -17,10 +17,11 @@ from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.tables import events
-from pipeline.db.times import parse_sqlite_time, sqlite_time_text
+from pipeline.db.times import sqlite_time_text
 from pipeline.db.types import money_text
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.read import row_to_event
+from pipeline.eventlog.model import UnreadableEvent
+from pipeline.eventlog.read import read_rows_leniently, row_to_event
 from pipeline.projector.derive import MessageView, payload_hash
 from pipeline.projector.fold import parse_time_text
 from pipeline.projector.message import MessageFacts
@@ -31,7 +32,6 @@ from pipeline.projector.tables import (
     projector_correlations,
     projector_held,
 )
-from pipeline.projector.unreadable import UnreadableRow, describe_error
 
 CHECKPOINT = "message_state"
 IN_CHUNK = 500
@@ -336,13 +336,15 @@ _EVENT_COLUMNS = (
 )
 
 
-def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent | UnreadableRow]:
+def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent | UnreadableEvent]:
     """Up to ``limit`` events after ``after``, in position order, in ``conn``'s transaction.
 
     The same gap-free query as ``pipeline.eventlog.read_in`` (see its module), but through
     the driver's own cursor: SQLAlchemy's per-row result processing cost more than folding
     the row. Times come back tz-aware UTC and the payload decoded, exactly as ``read_in``
-    gives them.
+    gives them. A batch with a row in another form (a time with an offset of its own, a
+    short year an older version wrote) or one no reader can decode is read again by
+    ``read_rows_leniently``, the latter as an ``UnreadableEvent``.
     """
     postgres = conn.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
@@ -354,54 +356,31 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
             (after, limit),
         )
         rows = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.DataError:  # a time the driver cannot load
+        rows = None
     finally:
         cursor.close()
-    try:
-        if postgres:
-            out = [
-                StoredEvent(p, t, m, c, cm, _utc(o), _utc(r), s, d, k)
-                for p, t, m, c, cm, o, r, s, d, k in rows
-            ]
-            if all(type(e.payload) is dict for e in out):
-                return out
-        else:
-            loads = json.loads
-            # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in the
-            # text parses straight to an aware UTC time, several times cheaper than
-            # ``replace``.
-            out = [
-                StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
-                for p, t, m, c, cm, o, r, s, d, k in rows
-            ]
-            if all(type(e.payload) is dict for e in out):
-                return out
-    except (TypeError, ValueError):
-        pass
-    # A text in another form (an offset of its own, a short year an older version wrote),
-    # or a row no reader can decode: row by row, the latter as an ``UnreadableRow``.
-    return [_decode_row(row, postgres) for row in rows]
-
-
-def _decode_row(row: Any, postgres: bool) -> StoredEvent | UnreadableRow:
-    p, t, m, c, cm, o, r, s, d, k = row
-    as_time = _utc if postgres else parse_sqlite_time
-    try:
-        payload = d if isinstance(d, (dict, list)) or postgres else json.loads(d)
-        if type(payload) is not dict:
-            raise ValueError(f"payload is a JSON {type(payload).__name__}, not an object")
-        return StoredEvent(p, t, m, c, cm, as_time(o), as_time(r), s, payload, k)
-    except Exception as exc:
+    if rows is not None:
         try:
-            recorded: datetime | None = as_time(r)
-        except Exception:
-            recorded = None
-        return UnreadableRow(
-            p,
-            describe_error(exc),
-            recorded,
-            m if isinstance(m, str) else None,
-            t if isinstance(t, str) else None,
-        )
+            if postgres:
+                out = [
+                    StoredEvent(p, t, m, c, cm, _utc(o), _utc(r), s, d, k)
+                    for p, t, m, c, cm, o, r, s, d, k in rows
+                ]
+            else:
+                loads = json.loads
+                # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in
+                # the text parses straight to an aware UTC time, several times cheaper
+                # than ``replace``.
+                out = [
+                    StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
+                    for p, t, m, c, cm, o, r, s, d, k in rows
+                ]
+            if all(type(e.payload) is dict for e in out):
+                return out
+        except (TypeError, ValueError):
+            pass
+    return read_rows_leniently(conn, events.c.position > after, limit=limit)
 
 
 _PARSE = datetime.fromisoformat

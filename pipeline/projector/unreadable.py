@@ -9,34 +9,22 @@ docs/projector.md). The same rule runs live and on replay, so both skip the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 
+from pipeline.db.times import parse_stored_time
+from pipeline.eventlog.model import MAX_ERROR, UnreadableEvent, describe_error
 from pipeline.mismatches import open_mismatch
+from pipeline.projector.store import CheckpointMoved, ProjectionTables
 
-if TYPE_CHECKING:
-    from pipeline.projector.store import ProjectionTables
+__all__ = ["KIND", "UnreadableEvent", "describe_error", "is_database_failure", "record_unreadable"]
 
 KIND = "unreadable_event"
 #: ``opened_at`` of an unreadable first event, when neither it nor the log has a time.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_ERROR = 300
-
-
-@dataclass(frozen=True, slots=True)
-class UnreadableRow:
-    """A log row the reader could not decode into an event (a time or payload no fold reads)."""
-
-    position: int
-    error: str
-    #: Its ``recorded_at`` when that much could be read (the mismatch's ``opened_at``).
-    recorded_at: datetime | None = None
-    message_id: str | None = None
-    type: str | None = None
 
 
 def is_database_failure(exc: BaseException) -> bool:
@@ -45,18 +33,9 @@ def is_database_failure(exc: BaseException) -> bool:
     Those must propagate: the batch rolls back and is tried again on the next run. Any
     other exception (a data error included: a value no column takes) is the event's.
     """
-    from pipeline.projector.store import CheckpointMoved
-
     return isinstance(
         exc, (OperationalError, InterfaceError, InternalError, CheckpointMoved, MemoryError)
     )
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, bounded description: the exception's type and the first line of its text."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return described[:MAX_ERROR]
 
 
 def record_unreadable(
@@ -68,8 +47,16 @@ def record_unreadable(
     now: datetime | None,
     event: Any = None,
 ) -> int:
-    """Open the mismatch for the event at ``position``; 1 when a row was opened."""
+    """Open the mismatch for the event at ``position``; 1 when a row was opened.
+
+    ``opened_at`` is the event's ``recorded_at`` when it can be read, else ``now`` (the
+    log's clock), else ``EPOCH``: a function of the log, so that a rebuild reproduces it.
+    """
     detail: dict[str, Any] = {"position": position, "error": error[:MAX_ERROR]}
+    try:
+        opened_at = parse_stored_time(getattr(event, "recorded_at", None))
+    except ValueError:
+        opened_at = now or EPOCH
     message_id = getattr(event, "message_id", None)
     event_type = getattr(event, "type", None)
     if isinstance(event_type, str):
@@ -81,7 +68,7 @@ def record_unreadable(
         kind=KIND,
         origin="projector",
         detail=detail,
-        now=now or EPOCH,
+        now=opened_at,
         position=position,
         table=tables.mismatches,
     )

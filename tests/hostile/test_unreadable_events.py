@@ -234,3 +234,39 @@ def test_a_time_stored_with_a_short_year_is_read_everywhere(
     assert "0999-06-01" in explain.output
     verify = _run(tmp_path, db_url, "replay", "--verify")
     assert verify.exit_code == 0, verify.output
+
+
+def test_a_time_no_calendar_holds_is_skipped_and_shown_as_stored(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    # PostgreSQL stores "infinity" (no Python time holds it); SQLite stores any text.
+    stored = "infinity" if db.is_postgres else "not a time"
+    append(db, [accepted("m1")])
+    position = _insert_raw(
+        db,
+        key="bad:time",
+        type="message.accepted",
+        payload={"partner": "default", "phone": "+79160000003"},
+        occurred_at=stored,
+        message_id="mx",
+    )
+    append(db, [accepted("m2", 20), submitted("m2", "c2", 21), report("c2", 1, 22)])
+
+    result = _run(tmp_path, db_url, "project")
+    assert result.exit_code == 0, result.output
+    found = _unreadable(db)
+    assert set(found) == {position}
+    assert stored in found[position]["error"]
+    assert _state(db, "m2").status == 1
+
+    tail = _run(tmp_path, db_url, "events", "tail", "--limit", "10")
+    assert tail.exit_code == 0, tail.output
+    assert f"{position:>10}  {stored}" in tail.output and "unreadable" in tail.output
+    jsonl = _run(tmp_path, db_url, "events", "tail", "--limit", "10", "--format", "jsonl")
+    assert jsonl.exit_code == 0, jsonl.output
+    assert json.loads(jsonl.output.splitlines()[1])["occurred_at"] == stored
+    explain = _run(tmp_path, db_url, "explain", "mx")
+    assert explain.exit_code == 0, explain.output
+    assert "unreadable, skipped" in explain.output and "unreadable_event" in explain.output
+    verify = _run(tmp_path, db_url, "replay", "--verify")
+    assert verify.exit_code == 0, verify.output
