@@ -6,7 +6,8 @@ point loses nothing and applies nothing twice (the next run re-reads the same ba
 
 Correlation and the grace period run on *event time*, not on the wall clock: the log's clock
 advances with each event to ``min(occurred_at, recorded_at)`` (a carrier clock in the future
-cannot push it forward) and never goes back. A report that no message claims is held; when
+cannot push it forward) and never goes back; an event whose time is only our receive time
+does not advance it (``moves_clock``). A report that no message claims is held; when
 the clock passes its ``held_at + grace`` it opens ``unknown_message``. Since the clock is a
 function of the log, replay and incremental projection agree however the log is cut.
 
