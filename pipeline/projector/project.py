@@ -12,10 +12,11 @@ the clock passes its ``held_at + grace`` it opens ``unknown_message``. Since the
 function of the log, replay and incremental projection agree however the log is cut.
 
 An event the projector cannot read or apply (a time or payload no version of the fold can
-use) never halts it: the batch is rolled back to its savepoint and folded again one event
-at a time, and the event that still fails is skipped with an ``unreadable_event`` mismatch
-(see ``pipeline.projector.unreadable``). Folding one event at a time gives what the batch
-would have (the cut does not matter), so replay skips exactly the same events.
+use) never halts it: the batch is rolled back to its savepoint and folded again in pieces
+(the events before the failing one, the failing one alone, the rest; one at a time when the
+failure came while writing), and an event that fails alone is skipped with an
+``unreadable_event`` mismatch (see ``pipeline.projector.unreadable``). The pieces give what
+the batch would have (the cut does not matter), so replay skips exactly the same events.
 """
 
 from __future__ import annotations
@@ -50,6 +51,25 @@ class BatchResult:
     opened: int = 0
     resolved: int = 0
     position: int = 0
+    #: The messages whose payload changed (``messages_changed`` counts them).
+    changed: set[str] = field(default_factory=set)
+
+    def add(self, other: BatchResult) -> None:
+        """Add a later piece of the same batch."""
+        self.events += other.events
+        self.changed |= other.changed
+        self.messages_changed = len(self.changed)
+        self.opened += other.opened
+        self.resolved += other.resolved
+        self.position = other.position
+
+
+class _FailedAt(Exception):
+    """The fold failed at ``batch[index]`` (the cause is the exception it raised)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 @dataclass
@@ -112,22 +132,44 @@ def project_batch(
         batch = [e for e in batch if e.position <= upto]
     if not batch:
         return BatchResult(position=position)
+    return _fold_resilient(conn, tables, rules, grace_seconds, position, clock, batch)
+
+
+def _fold_resilient(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    grace_seconds: float,
+    position: int,
+    clock: datetime | None,
+    batch: list[StoredEvent | UnreadableEvent],
+) -> BatchResult:
+    """Fold ``batch``; if an event cannot be applied, fold it in pieces and skip that event.
+
+    Failure policy: each attempt runs in a savepoint, so a failed one leaves nothing behind.
+    A failure of the database or of the checkpoint's compare-and-set is not the event's: it
+    propagates, and the whole transaction rolls back as before.
+    """
     try:
-        # Failure policy: a savepoint, so that an event the fold cannot apply costs only
-        # this attempt; the batch is then folded again an event at a time.
         with conn.begin_nested():
             return _project(conn, tables, rules, grace_seconds, position, clock, batch)
+    except _FailedAt as exc:
+        failure: BaseException = exc.__cause__ or exc
+        at: int | None = exc.index
     except Exception as exc:
-        if is_database_failure(exc):
-            raise
+        failure, at = exc, None
+    if is_database_failure(failure):
+        raise failure
+    if len(batch) == 1:
+        return _skip_event(conn, tables, batch[0], describe_error(failure), position, clock)
+    if at is None:  # failed while writing: no event to blame yet
+        pieces = [[event] for event in batch]
+    else:
+        pieces = [p for p in (batch[:at], batch[at : at + 1], batch[at + 1 :]) if p]
     total = BatchResult(position=position)
-    for event in batch:
-        one = _project_one(conn, tables, rules, grace_seconds, event)
-        total.events += one.events
-        total.messages_changed += one.messages_changed
-        total.opened += one.opened
-        total.resolved += one.resolved
-        total.position = one.position
+    for piece in pieces:
+        position, clock = store.read_checkpoint(conn, tables)
+        total.add(_fold_resilient(conn, tables, rules, grace_seconds, position, clock, piece))
     return total
 
 
@@ -142,40 +184,39 @@ def _project(
 ) -> BatchResult:
     readable = [e for e in batch if type(e) is StoredEvent]
     work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
-    for event in batch:
-        if type(event) is UnreadableEvent:
-            _skip_unreadable(work, event)
-            continue
-        _advance_clock(work, event)
-        _apply(work, event)
+    for index, event in enumerate(batch):
+        try:
+            if type(event) is UnreadableEvent:
+                _skip_unreadable(work, event)
+                continue
+            _advance_clock(work, event)
+            _apply(work, event)
+        except Exception as exc:
+            raise _FailedAt(index) from exc
     _write(work)
     store.store_checkpoint(
         conn, tables, old=position, new=batch[-1].position, clock=work.clock, now=utc_now()
     )
     work.result.events = len(batch)
+    work.result.changed = work.changed
     work.result.messages_changed = len(work.changed)
     work.result.position = batch[-1].position
     return work.result
 
 
-def _project_one(
+def _skip_event(
     conn: Connection,
     tables: ProjectionTables,
-    rules: FoldRules,
-    grace_seconds: float,
     event: StoredEvent | UnreadableEvent,
+    error: str,
+    position: int,
+    clock: datetime | None,
 ) -> BatchResult:
-    """Fold one event in its own savepoint; skip it as unreadable if even that fails."""
-    position, clock = store.read_checkpoint(conn, tables)
-    try:
-        with conn.begin_nested():
-            return _project(conn, tables, rules, grace_seconds, position, clock, [event])
-    except Exception as exc:
-        if is_database_failure(exc):
-            raise
-        error = describe_error(exc)
+    """Skip one event that cannot be applied even alone: its mismatch and the checkpoint.
+
+    The clock stays where it was: an event that cannot be applied gives it no time.
+    """
     opened = record_unreadable(conn, tables, event.position, error, now=clock, event=event)
-    # The clock stays where it was: an event that cannot be read has no time to give it.
     store.store_checkpoint(
         conn, tables, old=position, new=event.position, clock=clock, now=utc_now()
     )

@@ -10,12 +10,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from pipeline.cli.main import cli
 from pipeline.db.engine import Database
 from pipeline.eventlog import append
+from pipeline.projector import store
+from pipeline.projector.derive import FoldRules
+from pipeline.projector.project import project_batch
+from pipeline.projector.store import LIVE, CheckpointMoved
 from pipeline.projector.tables import message_state, mismatches
 from tests.projector.events import accepted, report, submitted
 
@@ -24,6 +30,8 @@ billing:
   tariffs:
     - {prefix: "+7", price_per_part: "2.27", currency: RUB}
 """
+
+RULES = FoldRules(tariffs=(), non_chargeable=frozenset(), rounding="per_part")
 
 
 def _run(tmp_path: Path, db_url: str, *args: str):  # type: ignore[no-untyped-def]
@@ -270,3 +278,28 @@ def test_a_time_no_calendar_holds_is_skipped_and_shown_as_stored(
     assert "unreadable, skipped" in explain.output and "unreadable_event" in explain.output
     verify = _run(tmp_path, db_url, "replay", "--verify")
     assert verify.exit_code == 0, verify.output
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        CheckpointMoved("another projector moved it"),
+        OperationalError("INSERT", {}, Exception("database is locked")),
+    ],
+)
+def test_a_database_failure_is_never_blamed_on_an_event(
+    db: Database, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    append(db, [accepted("m1"), submitted("m1", "c1"), report("c1", 1, 3)])
+
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise failure
+
+    monkeypatch.setattr(store, "store_checkpoint", fail)
+    with pytest.raises(type(failure)), db.write() as conn:
+        project_batch(conn, LIVE, RULES, grace_seconds=600, limit=100)
+    monkeypatch.undo()
+    assert _unreadable(db) == {}
+    with db.write() as conn:
+        assert project_batch(conn, LIVE, RULES, grace_seconds=600, limit=100).events == 3
+    assert _unreadable(db) == {} and _state(db, "m1").status == 1
