@@ -16,14 +16,13 @@ from sqlalchemy import Connection, or_, select, tuple_
 
 from pipeline.db.tables import events
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.model import UnreadableEvent
+from pipeline.eventlog.model import UnreadableEvent, describe_error
 from pipeline.eventlog.read import DECODE_ERRORS, read_rows_leniently, row_to_event
 from pipeline.mismatches import mismatches_for
 from pipeline.projector.derive import FoldRules, payload_hash
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_event
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.tables import projector_correlations
-from pipeline.projector.unreadable import describe_error
 
 
 @dataclass(frozen=True)
