@@ -33,7 +33,13 @@ from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, utc_now
 from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
 from pipeline.projector import store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
-from pipeline.projector.fold import MESSAGE_EVENTS, fold_into, parse_time_text, time_text
+from pipeline.projector.fold import (
+    MESSAGE_EVENTS,
+    FoldError,
+    fold_into,
+    parse_time_text,
+    time_text,
+)
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.store import ProjectionTables
 from pipeline.projector.unreadable import (
@@ -366,6 +372,8 @@ def _apply(work: _Batch, event: StoredEvent) -> None:
     if message_id is None:
         message_id = work.correlations.get(pair)  # type: ignore[arg-type]
     if message_id is None:
+        if not (pair[0] and pair[1]):
+            raise FoldError("names no message: neither message_id nor a carrier id")
         # Nobody claims this report yet: hold it until its carrier.submitted arrives.
         deadline = _start_timer(
             work, event, "uncorrelated", carrier=pair[0], carrier_message_id=pair[1]

@@ -127,6 +127,7 @@ def _hostile_log(db: Database) -> dict[str, int]:
             carrier="mts",
             cmid="c1",
         ),
+        "names no message": _insert_raw(db, key="bad:ids", payload={"status": 1}),
         "part 10**30": _insert_raw(
             db,
             key="bad:part",
