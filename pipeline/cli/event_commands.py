@@ -11,6 +11,7 @@ import click
 from pipeline.cli.context import EXIT_USAGE, app_context, fail, progress
 from pipeline.eventlog import NewEvent, append, read
 from pipeline.eventlog.files import EventFileError, parse_event_lines
+from pipeline.eventlog.model import UnreadableEvent
 from pipeline.eventlog.stats import log_stats
 
 CHUNK = 1000
@@ -79,8 +80,12 @@ def _format(event, fmt: str) -> str:  # type: ignore[no-untyped-def]
         return json.dumps(event.as_json(), ensure_ascii=False, sort_keys=True)
     ids = event.message_id or "-"
     carrier = f"{event.carrier or '-'}/{event.carrier_message_id or '-'}"
-    occurred = event.occurred_at.isoformat().replace("+00:00", "Z")
     payload = json.dumps(event.payload, ensure_ascii=False, sort_keys=True)
+    if isinstance(event, UnreadableEvent):
+        # Shown as stored: the projector skips it (an unreadable_event mismatch says why).
+        line = f"{event.position:>10}  {event.occurred_at!s:<27} {event.type!s:<22} {ids:<16}"
+        return f"{line} {carrier:<24} {payload}  [unreadable: {event.error}]"
+    occurred = event.occurred_at.isoformat().replace("+00:00", "Z")
     return f"{event.position:>10}  {occurred}  {event.type:<22} {ids:<16} {carrier:<24} {payload}"
 
 

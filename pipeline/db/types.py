@@ -15,7 +15,10 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, String
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from pipeline.db.times import parse_sqlite_time, sqlite_time_text
 
 
 def money_text(value: Decimal) -> str:
@@ -49,30 +52,48 @@ class Money(TypeDecorator[Decimal]):
         return None if value is None else Decimal(value)
 
 
+class _SQLiteTimeText(SQLITE_DATETIME):
+    """SQLite's DATETIME column, its text written and read by ``pipeline.db.times`` alone."""
+
+    def bind_processor(self, dialect: Any) -> None:
+        return None
+
+    def result_processor(self, dialect: Any, coltype: Any) -> None:
+        return None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in and out; naive datetimes are refused rather than guessed."""
+    """Timezone-aware UTC in and out; naive datetimes are refused rather than guessed.
+
+    On SQLite the text is ``pipeline.db.times``' (every year 1-9999 round-trips, and rows an
+    older version wrote with a short year still read back).
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+    def load_dialect_impl(self, dialect: Any) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteTimeText())
+        return dialect.type_descriptor(self.impl)
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected datetime, got {type(value).__name__}")
         if value.tzinfo is None:
             raise ValueError("naive datetime: every stored time must be timezone-aware UTC")
-        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            # Stored naive in UTC so that text comparison orders correctly.
-            return value.replace(tzinfo=None)
-        return value
+            # Naive UTC text, so that text comparison orders correctly.
+            return sqlite_time_text(value)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            return parse_sqlite_time(value)
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

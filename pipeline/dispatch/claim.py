@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.engine import Database
+from pipeline.db.times import sqlite_time_text
 from pipeline.dispatch.payload import SENT_TO_PHONE
 from pipeline.dispatch.tables import deliveries, partner_circuits
 from pipeline.projector.tables import message_state
@@ -208,7 +209,7 @@ def _claim_rows(
             (owner, lease_until, now, now, [row[0] for row in rows]),
         )
     else:
-        until, at = _sqlite_time(lease_until), _sqlite_time(now)
+        until, at = sqlite_time_text(lease_until), sqlite_time_text(now)
         conn.exec_driver_sql(_LEASE_SQL, [(owner, until, at, at, row[0]) for row in rows])
     return [
         ClaimedItem(
@@ -243,12 +244,6 @@ def _claim_rows(
             version,
         ) in rows
     ]
-
-
-def _sqlite_time(value: datetime) -> str:
-    """A time as ``UTCDateTime`` stores it on SQLite (naive UTC text, so text order is
-    time order)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def claim_due_deliveries(

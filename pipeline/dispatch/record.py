@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, literal, select, update
 
 from pipeline.db.engine import Database
+from pipeline.db.times import sqlite_time_text
 from pipeline.dispatch.claim import ClaimedItem
 from pipeline.dispatch.outcome import DISPATCH_KINDS, KIND_TOKEN_INVALID, Outcome
 from pipeline.dispatch.tables import deliveries
@@ -171,7 +172,7 @@ def _driver_sql(conn: Connection, sql: str) -> str:
 def _driver_time(conn: Connection, value: datetime) -> object:
     """A time as ``UTCDateTime`` binds it (naive UTC text on SQLite)."""
     if conn.dialect.name == "sqlite":
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_time_text(value)
     return value
 
 

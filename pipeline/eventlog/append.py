@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Connection, select
 
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
+from pipeline.db.times import sqlite_time_text
 from pipeline.eventlog.model import NewEvent, utc_now
 from pipeline.eventlog.ordering import serialise_appends
 
@@ -67,7 +67,7 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
         # stops REPLACE), so stored keys are left out here; appends are serialised, so
         # none can be stored between this look and the insert.
         stored_already = _stored_keys_sqlite(conn, list(unique))
-        recorded_at = _sqlite_time(recorded_at)  # type: ignore[arg-type]
+        recorded_at = sqlite_time_text(recorded_at)  # type: ignore[arg-type]
         rows = [
             _row_for_sqlite(e, recorded_at)
             for key, e in unique.items()
@@ -119,18 +119,13 @@ def _stored_keys_sqlite(conn: Connection, keys: list[str]) -> set[str]:
     return found
 
 
-def _sqlite_time(value: datetime) -> str:
-    # The format SQLAlchemy's SQLite DateTime stores (UTCDateTime reads it back as UTC).
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _row_for_sqlite(e: NewEvent, recorded_at: object) -> tuple[object, ...]:
     return (
         e.type,
         e.message_id,
         e.carrier,
         e.carrier_message_id,
-        _sqlite_time(e.occurred_at),
+        sqlite_time_text(e.occurred_at),
         recorded_at,
         e.source,
         _dumps(e.payload),

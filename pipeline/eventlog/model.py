@@ -26,6 +26,10 @@ EVENT_TYPES = frozenset(
     }
 )
 MAX_ID = 128
+#: Payload key saying where ``occurred_at`` came from; present only as ``RECEIVED``, on an
+#: event whose source gave no time, so it carries our receive time (docs/events.md).
+TIME_SOURCE = "time_source"
+RECEIVED = "received"
 MAX_SOURCE = 128
 
 
@@ -147,6 +151,55 @@ def derive_dedup_key(event: NewEvent) -> str:
         ensure_ascii=False,
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+MAX_ERROR = 300
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, bounded description: the exception's type and the first line of its text."""
+    lines = str(exc).strip().splitlines()
+    described = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return described[:MAX_ERROR]
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableEvent:
+    """A stored row no reader can decode into a ``StoredEvent`` (a time no calendar holds,
+    a payload that is not a JSON object): shown as it is stored, never folded.
+
+    Only raw SQL or an older version can have put one in the log; since the log is
+    append-only it stays there, so every reader shows it rather than failing on it.
+    """
+
+    position: int
+    type: str | None
+    message_id: str | None
+    carrier: str | None
+    carrier_message_id: str | None
+    #: The stored texts of the two times.
+    occurred_at: str | None
+    recorded_at: str | None
+    source: str | None
+    #: The decoded JSON when it parsed, else the stored text.
+    payload: Any
+    dedup_key: str | None
+    error: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "type": self.type,
+            "message_id": self.message_id,
+            "carrier": self.carrier,
+            "carrier_message_id": self.carrier_message_id,
+            "occurred_at": self.occurred_at,
+            "recorded_at": self.recorded_at,
+            "source": self.source,
+            "payload": self.payload,
+            "dedup_key": self.dedup_key,
+            "unreadable": self.error,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, or_, select, tuple_
 
 from pipeline.db.tables import events
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.read import row_to_event
+from pipeline.eventlog.model import UnreadableEvent, describe_error
+from pipeline.eventlog.read import DECODE_ERRORS, read_rows_leniently, row_to_event
 from pipeline.mismatches import mismatches_for
 from pipeline.projector.derive import FoldRules, payload_hash
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_event
@@ -31,9 +32,11 @@ class AsOf:
     position: int | None = None
     time: datetime | None = None
 
-    def includes(self, event: StoredEvent) -> bool:
+    def includes(self, event: StoredEvent | UnreadableEvent) -> bool:
         if self.position is not None and event.position > self.position:
             return False
+        if isinstance(event, UnreadableEvent):  # no time to compare: only its position
+            return self.time is None or self.position is not None
         return not (self.time is not None and event.recorded_at > self.time)
 
 
@@ -57,7 +60,7 @@ def register_section(provider: SectionProvider) -> SectionProvider:
     return provider
 
 
-def message_events(conn: Connection, message_id: str) -> list[StoredEvent]:
+def message_events(conn: Connection, message_id: str) -> list[StoredEvent | UnreadableEvent]:
     """The message's own events and the reports correlated to it by carrier id."""
     pairs = conn.execute(
         select(projector_correlations.c.carrier, projector_correlations.c.carrier_message_id).where(
@@ -70,8 +73,11 @@ def message_events(conn: Connection, message_id: str) -> list[StoredEvent]:
             cond,
             tuple_(events.c.carrier, events.c.carrier_message_id).in_([tuple(p) for p in pairs]),
         )
-    rows = conn.execute(select(events).where(cond).order_by(events.c.position))
-    return [row_to_event(r) for r in rows]
+    try:
+        rows = conn.execute(select(events).where(cond).order_by(events.c.position))
+        return [row_to_event(r) for r in rows]
+    except DECODE_ERRORS:
+        return read_rows_leniently(conn, cond)
 
 
 def _effect(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -107,7 +113,7 @@ def explain_message(
         if e.type == "carrier.submitted"
     }
 
-    def fold_order(e: StoredEvent) -> tuple[int, int, int]:
+    def fold_order(e: StoredEvent | UnreadableEvent) -> tuple[int, int, int]:
         if e.message_id is None:
             released = submitted_at.get((e.carrier, e.carrier_message_id), 0)
             if released > e.position:
@@ -118,11 +124,18 @@ def explain_message(
     visible: dict[str, Any] = {}
     trail = []
     for event in sorted(found, key=fold_order):
+        if isinstance(event, UnreadableEvent):
+            trail.append(_entry(event, f"unreadable, skipped: {event.error}"))
+            continue
         if event.type not in MESSAGE_EVENTS:
             trail.append(_entry(event, "no effect on the message's state"))
             continue
-        folded = fold_event(facts, event, rules)
-        now = _visible(folded.facts, folded.view)
+        try:
+            folded = fold_event(facts, event, rules)
+            now = _visible(folded.facts, folded.view)
+        except Exception as exc:  # the projector skips it too (pipeline.projector.unreadable)
+            trail.append(_entry(event, f"unreadable, skipped: {describe_error(exc)}"))
+            continue
         trail.append(_entry(event, _effect(visible, now)))
         facts, visible = folded.facts, now
     sections = []
@@ -144,12 +157,15 @@ def explain_message(
     }
 
 
-def _entry(event: StoredEvent, effect: str) -> dict[str, Any]:
+def _entry(event: StoredEvent | UnreadableEvent, effect: str) -> dict[str, Any]:
+    def shown(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime) else value
+
     return {
         "position": event.position,
         "type": event.type,
-        "occurred_at": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
+        "occurred_at": shown(event.occurred_at),
+        "recorded_at": shown(event.recorded_at),
         "carrier": event.carrier,
         "carrier_message_id": event.carrier_message_id,
         "payload": event.payload,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.domain.status import KNOWN_STATUSES, Stamp, Track, report_status
@@ -25,6 +26,16 @@ MESSAGE_EVENTS = frozenset(
         "carrier.invoiced",
     }
 )
+
+
+#: More parts than any message has (the UDH counts to 255): a larger count is not a count.
+MAX_COUNT = 10_000
+#: Digits of a cost as a plain decimal: more than any price, and what its column holds.
+MAX_COST_TEXT = 32
+
+
+class FoldError(ValueError):
+    """An event whose payload no fold can apply (the projector skips it as unreadable)."""
 
 
 def time_text(value: datetime) -> str:
@@ -60,10 +71,39 @@ def report_key(event: StoredEvent) -> str:
     return "message"
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any, name: str = "parts") -> int | None:
+    """A count, when the field holds one; other types are no count (older events vary)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if value > MAX_COUNT:
+            raise FoldError(f"{name}: {str(value)[:20]} is not a plausible count")
         return value
     return None
+
+
+def _text(payload: dict[str, Any], name: str) -> Any:
+    """A text field, which a row column will hold: a string or nothing."""
+    value = payload.get(name)
+    if value is not None and type(value) is not str:
+        raise FoldError(f"{name}: a {type(value).__name__}, not a string")
+    return value
+
+
+def _cost(value: Any) -> str:
+    """A cost as the decimal text ingest stores; absurd sizes (``1E+5000000``) are refused
+    before any arithmetic, so no row grows by megabytes."""
+    if type(value) is int:
+        value = str(value)
+    if type(value) is not str or len(value) > MAX_COST_TEXT:
+        raise FoldError(f"cost: not a decimal amount of at most {MAX_COST_TEXT} characters")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise FoldError("cost: not a decimal amount") from None
+    if not amount.is_finite() or not -MAX_COST_TEXT < amount.adjusted() < MAX_COST_TEXT // 2:
+        raise FoldError("cost: not a plausible amount")
+    if amount.as_tuple().exponent < -MAX_COST_TEXT // 2:  # type: ignore[operator]
+        raise FoldError("cost: more decimals than any currency or tariff has")
+    return value
 
 
 def apply_fact(facts: MessageFacts, event: StoredEvent) -> MessageFacts:
@@ -79,13 +119,13 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
     if event.type == "message.accepted":
         if out.accepted is None or event.position < out.accepted.position:
             out.accepted = Accepted(
-                partner=str(payload.get("partner") or "default"),
-                phone=payload.get("phone"),
-                channel=str(payload.get("channel") or "sms"),
-                dispatch_type=payload.get("dispatch_type"),
-                delivery_callback_url=payload.get("delivery_callback_url"),
+                partner=str(_text(payload, "partner") or "default"),
+                phone=_text(payload, "phone"),
+                channel=str(_text(payload, "channel") or "sms"),
+                dispatch_type=_text(payload, "dispatch_type"),
+                delivery_callback_url=_text(payload, "delivery_callback_url"),
                 free=bool(payload.get("free", False)),
-                text=payload.get("text"),
+                text=_text(payload, "text"),
                 parts=_int(payload.get("parts")),
                 accepted_at=event.occurred_at.astimezone(UTC).isoformat(),
                 position=event.position,
@@ -95,7 +135,7 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
     stamp: Stamp = (time_text(event.occurred_at), event.position)
     if event.type == "message.refused":
         if out.refused is None or stamp[1] < out.refused[1][1]:
-            out.refused = (str(payload.get("reason") or "refused"), stamp)
+            out.refused = (str(_text(payload, "reason") or "refused"), stamp)
     elif event.type == "carrier.submitted":
         if event.carrier and event.carrier_message_id:
             key = f"{event.carrier}:{event.carrier_message_id}"
@@ -104,7 +144,7 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
                 out.submissions[key] = Submission(
                     event.carrier,
                     event.carrier_message_id,
-                    _int(payload.get("part")),
+                    _int(payload.get("part"), "part"),
                     _int(payload.get("parts")),
                     stamp,
                 )
@@ -113,7 +153,7 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
     elif event.type == "carrier.invoiced":
         cost = payload.get("cost")
         if cost is not None and (out.invoice_cost is None or stamp[1] > out.invoice_cost.stamp[1]):
-            out.invoice_cost = Cost(str(cost), payload.get("currency"), stamp)
+            out.invoice_cost = Cost(_cost(cost), _text(payload, "currency"), stamp)
 
 
 def _apply_report(out: MessageFacts, event: StoredEvent, stamp: Stamp) -> None:
@@ -123,11 +163,12 @@ def _apply_report(out: MessageFacts, event: StoredEvent, stamp: Stamp) -> None:
     if isinstance(status, int) and status in KNOWN_STATUSES:
         out.tracks[key] = report_status(out.tracks.get(key, Track()), status, stamp)
     parts = _int(payload.get("parts"))
+    _int(payload.get("part"), "part")
     if parts is not None and (out.dlr_parts is None or stamp > out.dlr_parts[1]):
         out.dlr_parts = (parts, stamp)
     cost = payload.get("cost")
     if cost is not None:
-        entry = Cost(str(cost), payload.get("currency"), stamp)
+        entry = Cost(_cost(cost), _text(payload, "currency"), stamp)
         scope = payload.get("cost_scope") or ("part" if key.startswith("part:") else "message")
         if scope == "part":
             known = out.part_costs.get(key)

@@ -6,9 +6,17 @@ point loses nothing and applies nothing twice (the next run re-reads the same ba
 
 Correlation and the grace period run on *event time*, not on the wall clock: the log's clock
 advances with each event to ``min(occurred_at, recorded_at)`` (a carrier clock in the future
-cannot push it forward) and never goes back. A report that no message claims is held; when
+cannot push it forward) and never goes back; an event whose time is only our receive time
+does not advance it (``moves_clock``). A report that no message claims is held; when
 the clock passes its ``held_at + grace`` it opens ``unknown_message``. Since the clock is a
 function of the log, replay and incremental projection agree however the log is cut.
+
+An event the projector cannot read or apply (a time or payload no version of the fold can
+use) never halts it: the batch is rolled back to its savepoint and folded again in pieces
+(the events before the failing one, the failing one alone, the rest; one at a time when the
+failure came while writing), and an event that fails alone is skipped with an
+``unreadable_event`` mismatch (see ``pipeline.projector.unreadable``). The pieces give what
+the batch would have (the cut does not matter), so replay skips exactly the same events.
 """
 
 from __future__ import annotations
@@ -21,13 +29,25 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.model import utc_now
+from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, utc_now
 from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
 from pipeline.projector import crashpoints, store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
-from pipeline.projector.fold import MESSAGE_EVENTS, fold_into, parse_time_text, time_text
+from pipeline.projector.fold import (
+    MESSAGE_EVENTS,
+    FoldError,
+    fold_into,
+    parse_time_text,
+    time_text,
+)
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.store import ProjectionTables
+from pipeline.projector.unreadable import (
+    UnreadableEvent,
+    describe_error,
+    is_database_failure,
+    record_unreadable,
+)
 
 
 @dataclass
@@ -37,6 +57,25 @@ class BatchResult:
     opened: int = 0
     resolved: int = 0
     position: int = 0
+    #: The messages whose payload changed (``messages_changed`` counts them).
+    changed: set[str] = field(default_factory=set)
+
+    def add(self, other: BatchResult) -> None:
+        """Add a later piece of the same batch."""
+        self.events += other.events
+        self.changed |= other.changed
+        self.messages_changed = len(self.changed)
+        self.opened += other.opened
+        self.resolved += other.resolved
+        self.position = other.position
+
+
+class _FailedAt(Exception):
+    """The fold failed at ``batch[index]`` (the cause is the exception it raised)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 @dataclass
@@ -68,6 +107,17 @@ def event_time(event: StoredEvent) -> datetime:
     return min(event.occurred_at, event.recorded_at)
 
 
+def moves_clock(event: StoredEvent) -> bool:
+    """Whether the event's time may advance the clock: not when it is only our receive time.
+
+    Such a time says when the event was posted, not when it happened: among history posted
+    late it would leap the clock to today, expire every timer at once and hold its own
+    report until today + grace. It is at most as late as the events around it when posted
+    live, so leaving the clock where the source-timed events put it loses nothing there.
+    """
+    return event.payload.get(TIME_SOURCE) != RECEIVED
+
+
 def project_batch(
     conn: Connection,
     tables: ProjectionTables,
@@ -88,11 +138,67 @@ def project_batch(
         batch = [e for e in batch if e.position <= upto]
     if not batch:
         return BatchResult(position=position)
+    return _fold_resilient(conn, tables, rules, grace_seconds, position, clock, batch)
 
-    work = _prepare(conn, tables, rules, grace_seconds, clock, batch)
-    for event in batch:
-        _advance_clock(work, event)
-        _apply(work, event)
+
+def _fold_resilient(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    grace_seconds: float,
+    position: int,
+    clock: datetime | None,
+    batch: list[StoredEvent | UnreadableEvent],
+) -> BatchResult:
+    """Fold ``batch``; if an event cannot be applied, fold it in pieces and skip that event.
+
+    Failure policy: each attempt runs in a savepoint, so a failed one leaves nothing behind.
+    A failure of the database or of the checkpoint's compare-and-set is not the event's: it
+    propagates, and the whole transaction rolls back as before.
+    """
+    try:
+        with conn.begin_nested():
+            return _project(conn, tables, rules, grace_seconds, position, clock, batch)
+    except _FailedAt as exc:
+        failure: BaseException = exc.__cause__ or exc
+        at: int | None = exc.index
+    except Exception as exc:
+        failure, at = exc, None
+    if is_database_failure(failure):
+        raise failure
+    if len(batch) == 1:
+        return _skip_event(conn, tables, batch[0], describe_error(failure), position, clock)
+    if at is None:  # failed while writing: no event to blame yet
+        pieces = [[event] for event in batch]
+    else:
+        pieces = [p for p in (batch[:at], batch[at : at + 1], batch[at + 1 :]) if p]
+    total = BatchResult(position=position)
+    for piece in pieces:
+        position, clock = store.read_checkpoint(conn, tables)
+        total.add(_fold_resilient(conn, tables, rules, grace_seconds, position, clock, piece))
+    return total
+
+
+def _project(
+    conn: Connection,
+    tables: ProjectionTables,
+    rules: FoldRules,
+    grace_seconds: float,
+    position: int,
+    clock: datetime | None,
+    batch: list[StoredEvent | UnreadableEvent],
+) -> BatchResult:
+    readable = [e for e in batch if type(e) is StoredEvent]
+    work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
+    for index, event in enumerate(batch):
+        try:
+            if type(event) is UnreadableEvent:
+                _skip_unreadable(work, event)
+                continue
+            _advance_clock(work, event)
+            _apply(work, event)
+        except Exception as exc:
+            raise _FailedAt(index) from exc
         crashpoints.reached("event_folded")
     crashpoints.reached("batch_folded")
     _write(work)
@@ -102,9 +208,29 @@ def project_batch(
     )
     crashpoints.reached("checkpoint_written")
     work.result.events = len(batch)
+    work.result.changed = work.changed
     work.result.messages_changed = len(work.changed)
     work.result.position = batch[-1].position
     return work.result
+
+
+def _skip_event(
+    conn: Connection,
+    tables: ProjectionTables,
+    event: StoredEvent | UnreadableEvent,
+    error: str,
+    position: int,
+    clock: datetime | None,
+) -> BatchResult:
+    """Skip one event that cannot be applied even alone: its mismatch and the checkpoint.
+
+    The clock stays where it was: an event that cannot be applied gives it no time.
+    """
+    opened = record_unreadable(conn, tables, event.position, error, now=clock, event=event)
+    store.store_checkpoint(
+        conn, tables, old=position, new=event.position, clock=clock, now=utc_now()
+    )
+    return BatchResult(events=1, opened=opened, position=event.position)
 
 
 def _prepare(
@@ -162,10 +288,17 @@ def _prepare(
     )
 
 
+def _skip_unreadable(work: _Batch, row: UnreadableEvent) -> None:
+    """A row the log reader could not decode: a mismatch, and nothing else moves."""
+    work.result.opened += record_unreadable(
+        work.conn, work.tables, row.position, row.error, now=work.clock, event=row
+    )
+
+
 def _advance_clock(work: _Batch, event: StoredEvent) -> None:
     """Move the event clock and open unknown_message for every timer that ran out."""
     t = event_time(event)
-    if work.clock is None or t > work.clock:
+    if work.clock is None or (t > work.clock and moves_clock(event)):
         work.clock = t
     while work.timers and work.timers[0][0] <= work.clock:
         _deadline, position, kind, carrier, cmid, message_id = heapq.heappop(work.timers)
@@ -243,6 +376,8 @@ def _apply(work: _Batch, event: StoredEvent) -> None:
     if message_id is None:
         message_id = work.correlations.get(pair)  # type: ignore[arg-type]
     if message_id is None:
+        if not (pair[0] and pair[1]):
+            raise FoldError("names no message: neither message_id nor a carrier id")
         # Nobody claims this report yet: hold it until its carrier.submitted arrives.
         deadline = _start_timer(
             work, event, "uncorrelated", carrier=pair[0], carrier_message_id=pair[1]

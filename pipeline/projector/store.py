@@ -17,9 +17,11 @@ from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.tables import events
+from pipeline.db.times import sqlite_time_text
 from pipeline.db.types import money_text
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.read import row_to_event
+from pipeline.eventlog.model import UnreadableEvent
+from pipeline.eventlog.read import read_rows_leniently, row_to_event
 from pipeline.projector.derive import MessageView, payload_hash
 from pipeline.projector.fold import parse_time_text
 from pipeline.projector.message import MessageFacts
@@ -207,11 +209,7 @@ def _driver_values(row: tuple[Any, ...], postgres: bool) -> tuple[Any, ...]:
         for i in _TIMES:
             value = out[i]
             if value is not None:
-                # SQLite stores naive UTC text in SQLAlchemy's format, so text order is time
-                # order: the aware UTC text without its "+00:00".
-                if value.tzinfo is not UTC:
-                    value = value.astimezone(UTC)
-                out[i] = value.isoformat(" ", "microseconds")[:-6]
+                out[i] = sqlite_time_text(value)
     out[-1] = _jsonb(out[-1]) if postgres else json.dumps(out[-1], separators=(",", ":"))
     return tuple(out)
 
@@ -338,13 +336,15 @@ _EVENT_COLUMNS = (
 )
 
 
-def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent]:
+def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent | UnreadableEvent]:
     """Up to ``limit`` events after ``after``, in position order, in ``conn``'s transaction.
 
     The same gap-free query as ``pipeline.eventlog.read_in`` (see its module), but through
     the driver's own cursor: SQLAlchemy's per-row result processing cost more than folding
     the row. Times come back tz-aware UTC and the payload decoded, exactly as ``read_in``
-    gives them.
+    gives them. A batch with a row in another form (a time with an offset of its own, a
+    short year an older version wrote) or one no reader can decode is read again by
+    ``read_rows_leniently``, the latter as an ``UnreadableEvent``.
     """
     postgres = conn.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
@@ -356,37 +356,35 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
             (after, limit),
         )
         rows = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.DataError:  # a time the driver cannot load
+        rows = None
     finally:
         cursor.close()
-    if postgres:
-        return [
-            StoredEvent(
-                p, t, m, c, cm, _utc(o), _utc(r), s, d if isinstance(d, dict) else json.loads(d), k
-            )
-            for p, t, m, c, cm, o, r, s, d, k in rows
-        ]
-    loads = json.loads
-    try:
-        # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in the text
-        # parses straight to an aware UTC time, several times cheaper than ``replace``.
-        return [
-            StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
-            for p, t, m, c, cm, o, r, s, d, k in rows
-        ]
-    except ValueError:  # a text with an offset of its own: read it as the column type does
-        return [
-            StoredEvent(p, t, m, c, cm, _sqlite_time(o), _sqlite_time(r), s, loads(d), k)
-            for p, t, m, c, cm, o, r, s, d, k in rows
-        ]
+    if rows is not None:
+        try:
+            if postgres:
+                out = [
+                    StoredEvent(p, t, m, c, cm, _utc(o), _utc(r), s, d, k)
+                    for p, t, m, c, cm, o, r, s, d, k in rows
+                ]
+            else:
+                loads = json.loads
+                # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in
+                # the text parses straight to an aware UTC time, several times cheaper
+                # than ``replace``.
+                out = [
+                    StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
+                    for p, t, m, c, cm, o, r, s, d, k in rows
+                ]
+            if all(type(e.payload) is dict for e in out):
+                return out
+        except (TypeError, ValueError):
+            pass
+    return read_rows_leniently(conn, events.c.position > after, limit=limit)
 
 
 _PARSE = datetime.fromisoformat
 _UTC = "+00:00"
-
-
-def _sqlite_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(value: datetime) -> datetime:

@@ -111,3 +111,14 @@ async def test_the_window_is_configurable(db: Database) -> None:
         )
         await assert_quarantined(late, db)
     assert event_count(db) == 1
+
+
+@pytest.mark.parametrize("ts", ["99999999999", "946684799"])  # year 5138; 1999-12-31
+async def test_a_kannel_ts_outside_the_window_is_refused(db: Database, ts: str) -> None:
+    """A type-8 report has no receipt, so its time is Kannel's %T: checked like any other."""
+    async with live_server(make_settings(CARRIERS), db) as client:
+        response = await client.get(f"/v1/dlr/kannel?message_id=42&type=8&ts={ts}&answer=ACK%2F")
+        await assert_quarantined(response, db)
+        inside = await client.get("/v1/dlr/kannel?message_id=42&type=8&ts=1768473062&answer=ACK%2F")
+        assert inside.status == 200
+    assert event_count(db) == 1

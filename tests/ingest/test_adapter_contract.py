@@ -118,7 +118,10 @@ def test_events_are_carrier_status_with_every_documented_payload_key():
         "currency",
         "done_at",
         "raw",
+        # This report has no time of its own: it carries our receive time and says so.
+        "time_source",
     }
+    assert event.payload["time_source"] == "received"
 
 
 def test_captured_file_with_several_requests_comments_headers_and_bodies():

@@ -53,7 +53,9 @@ def test_sample_file_parses_to_one_event_per_callback():
     nack = events[4]
     assert nack.payload["error_code"] == "0x0000000b"
     assert nack.dedup_key == "dlr:mts:44:-:kannel:16:-"
-    assert nack.occurred_at == RECEIVED_AT
+    # No receipt: Kannel's %T (ts=1705314600, a Unix time) is the report's time.
+    assert nack.occurred_at == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+    assert "time_source" not in nack.payload
 
 
 def test_template_field_names_carry_our_id_and_the_smsc_id():
@@ -109,10 +111,30 @@ def test_smsc_accept_and_reject_follow_the_type():
     assert refused.events[0].payload["error_code"] == "0x00000045"
 
 
-def test_kannel_build_time_is_not_the_done_date():
+def test_kannel_build_time_is_the_time_of_a_report_without_receipt_but_not_its_done_date():
     event = kannel(message_id="1", type="8", smsc_id="a1", ts="1705314600", answer="ACK/")
-    assert event.events[0].occurred_at == RECEIVED_AT
+    # A Unix time is UTC whatever the carrier's zone (Europe/Moscow here).
+    assert event.events[0].occurred_at == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
     assert event.events[0].payload["done_at"] is None
+    later = kannel(message_id="1", type="8", smsc_id="a1", ts="1705314999", answer="ACK/")
+    assert later.events[0].dedup_key == event.events[0].dedup_key
+
+
+def test_a_receipt_done_date_decides_over_kannels_build_time():
+    event = kannel(message_id="1", type="1", smsc_id="a1", ts="1", answer=receipt("DELIVRD"))
+    assert event.events[0].occurred_at == datetime(2024, 1, 15, 7, 31, tzinfo=UTC)
+
+
+def test_a_report_without_any_time_carries_the_receive_time_and_says_so():
+    event = kannel(message_id="1", type="8", smsc_id="a1", answer="ACK/")
+    assert event.events[0].occurred_at == RECEIVED_AT
+    assert event.events[0].payload["time_source"] == "received"
+
+
+@pytest.mark.parametrize("ts", ["-5", "1e9", "１２３", "9" * 13])
+def test_a_ts_that_is_not_a_unix_time_is_refused(ts):
+    with pytest.raises(ParseError, match=r"^ts: "):
+        kannel(message_id="1", type="8", smsc_id="a1", ts=ts, answer="ACK/")
 
 
 def test_resent_callback_has_the_same_dedup_key_and_a_later_one_a_different_key():

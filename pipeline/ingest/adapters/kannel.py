@@ -6,14 +6,18 @@ The dlr-url operators configure is exactly ``DLR_URL_TEMPLATE`` (docs/carriers.m
 the SMSC, 16 refused by the SMSC. ``answer`` (%A) is the SMSC's raw receipt text for 1/2/4,
 ``ACK/`` for 8 and ``NACK/0x<command_status>/<reason>`` for 16. Where a receipt is there it
 decides over Kannel's coarser type, because Kannel folds REJECTD into "failed" and ACCEPTD
-into "buffered". ``ts`` (%T) is when Kannel built the report, not the carrier's done date,
-so it is never used as one. ``%I`` is a fresh id per callback and correlates nothing.
+into "buffered". ``ts`` (%T) is when Kannel built the report, a Unix time (so UTC, whatever
+the carrier's zone), not the carrier's done date: it is never stored as one, and never part
+of the dedup key, but a report without a receipt date (type 8, 16, a receipt without one)
+takes it as its time. It is when the gateway learned of the report, a far better estimate
+than our receive time when a gateway's queue is sent late. ``%I`` is a fresh id per callback
+and correlates nothing.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pipeline.ingest.adapters import statuses
 from pipeline.ingest.adapters.base import CarrierContext, Parsed, ParseError, RawRequest
@@ -37,6 +41,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "to": ("to", "phone"),
     "from": ("from", "sender"),
 }
+#: A Unix time in seconds: ASCII digits, at most 12 of them (checked before any ``int``).
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")
 _NACK = re.compile(r"^NACK/(?:(0x[0-9A-Fa-f]+)/?)?(.*)$", re.DOTALL)
 
 
@@ -87,6 +93,7 @@ def parse(request: RawRequest, carrier: CarrierContext) -> Parsed:
         error_code=error_code,
         done_at=None if receipt is None else _done_at(receipt, carrier),
         raw_done=None if receipt is None else receipt.done_date,
+        reported_at=_reported_at(fields.get("ts")),
     )
     return Parsed(events=[to_event(report, request, carrier)])
 
@@ -97,6 +104,19 @@ def _field(fields: dict[str, str], name: str) -> str | None:
         if value is not None and value.strip():
             return value.strip()
     return None
+
+
+def _reported_at(value: str | None) -> datetime | None:
+    """``ts`` (%T) as an aware UTC time; None when the dlr-url does not carry it."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not _UNIX_TIME.fullmatch(text):
+        raise ParseError("ts", "must be a Unix time in seconds (Kannel's %T)")
+    try:
+        return datetime.fromtimestamp(int(text), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ParseError("ts", "is not a time any calendar holds") from None
 
 
 def _done_at(receipt: Receipt, carrier: CarrierContext) -> datetime | None:

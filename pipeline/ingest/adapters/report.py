@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pipeline.eventlog import NewEvent
-from pipeline.eventlog.model import MAX_ID, EventError
+from pipeline.eventlog.model import MAX_ID, RECEIVED, TIME_SOURCE, EventError
 from pipeline.ingest.adapters.base import CarrierContext, Limits, ParseError, RawRequest
 from pipeline.ingest.adapters.statuses import ALTEGIO_CODES
 from pipeline.ingest.adapters.times import check_window
@@ -49,6 +49,9 @@ class Report:
     #: The done date exactly as the report wrote it: part of the dedup key, so the same
     #: report resent is one event whatever zone the carrier is configured in.
     raw_done: str | None = None
+    #: When the gateway learned of the report (Kannel's %T), for a report with no done date:
+    #: its time then, but not a done date, and no part of the dedup key.
+    reported_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +89,8 @@ def check_plausible(report: Report, limits: Limits) -> datetime | None:
         if value is not None and not 1 <= value <= MAX_PARTS:
             raise ParseError(name, f"must be 1 to {MAX_PARTS}, got {value}")
     if report.done_at is None:
+        if report.reported_at is not None:  # the gateway's time stands in for it
+            check_window(report.reported_at, limits, "reported_at")
         return None
     return check_window(report.done_at, limits, "done_at")
 
@@ -110,10 +115,16 @@ def to_event(report: Report, request: RawRequest, carrier: CarrierContext) -> Ne
         "raw": clean_raw(report.raw),
         **report.extra,
     }
+    occurred_at = report.done_at or report.reported_at
+    if occurred_at is None:
+        # Only our receive time: marked, so that the projector's event clock does not leap
+        # to it when history is posted late (docs/events.md, "time_source").
+        occurred_at = carrier.received_at
+        payload[TIME_SOURCE] = RECEIVED
     try:
         return NewEvent(
             type=EVENT_TYPE,
-            occurred_at=done_at or carrier.received_at,
+            occurred_at=occurred_at,
             source=source_for(request),
             payload=payload,
             message_id=report.message_id,
