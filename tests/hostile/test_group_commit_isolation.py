@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +25,9 @@ from pipeline.cli.main import cli
 from pipeline.db.engine import Database
 from pipeline.eventlog import NewEvent
 from pipeline.eventlog.model import utc_now
-from pipeline.eventlog.ordering import serialise_appends
 from pipeline.ingest.faults import classify_failure, failure_text
 from pipeline.ingest.writer import Committed, ContentRejected, GroupCommitWriter, WriterUnavailable
+from tests.ingest.commit_helpers import TIMEOUT, append_lock_held, until
 from tests.ingest.server_fixtures import (
     event_count,
     live_server,
@@ -39,7 +36,6 @@ from tests.ingest.server_fixtures import (
     stored_events,
 )
 
-TIMEOUT = 60
 PHONE = "+79161234567"
 TEXT = "confidential-text-7f3a"
 HUGE = "9" * 5000
@@ -146,36 +142,6 @@ def _refused_by_the_database(backend: str) -> list[NewEvent]:
     return events
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) for ``condition``, yielding to the loop in between."""
-    deadline = asyncio.get_running_loop().time() + TIMEOUT
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.001)
-
-
-@asynccontextmanager
-async def _append_lock_held(db: Database) -> AsyncIterator[None]:
-    """Hold the log's write lock from another connection of ``db`` until the block ends."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db.write() as conn:
-            serialise_appends(conn)
-            held.set()
-            release.wait(TIMEOUT)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(held.wait, TIMEOUT)
-        yield
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, TIMEOUT)
-
-
 async def test_content_the_database_refuses_fails_only_its_own_request_in_a_shared_commit(
     db: Database, backend: str
 ) -> None:
@@ -184,15 +150,15 @@ async def test_content_the_database_refuses_fails_only_its_own_request_in_a_shar
     bad = _refused_by_the_database(backend)
     await writer.start()
     try:
-        async with _append_lock_held(db):
+        async with append_lock_held(db):
             first = asyncio.create_task(writer.submit([_good(0)]))
-            await _until(lambda: writer.committing_events == 1)
+            await until(lambda: writer.committing_events == 1)
             # Bad requests among good ones, all waiting for the same next commit.
             mixed: list[list[NewEvent]] = [[_good(i)] for i in range(1, 21)]
             for n, event in enumerate(bad):
                 mixed.insert(5 + 5 * n, [event])
             tasks = [asyncio.create_task(writer.submit(events)) for events in mixed]
-            await _until(lambda: writer.queued_events == len(mixed))
+            await until(lambda: writer.queued_events == len(mixed))
         results = await asyncio.wait_for(
             asyncio.gather(first, *tasks, return_exceptions=True), TIMEOUT
         )
@@ -229,7 +195,7 @@ async def test_a_locked_database_answers_every_request_unavailable_and_loses_not
     writer = GroupCommitWriter(writer_db)
     await writer.start()
     try:
-        async with _append_lock_held(db):
+        async with append_lock_held(db):
             tasks = [asyncio.create_task(writer.submit([_good(i)])) for i in range(10)]
             results = await asyncio.wait_for(
                 asyncio.gather(*tasks, return_exceptions=True), TIMEOUT

@@ -9,19 +9,14 @@ answered by then are all visible without timing anything.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
 from pipeline.db.engine import Database
 from pipeline.eventlog import NewEvent
 from pipeline.eventlog.model import utc_now
-from pipeline.eventlog.ordering import serialise_appends
 from pipeline.ingest.server import STATE
 from pipeline.ingest.writer import GroupCommitWriter
+from tests.ingest.commit_helpers import TIMEOUT, append_lock_held, until
 from tests.ingest.server_fixtures import event_count, live_server, make_settings
-
-TIMEOUT = 30
 
 
 def _event(i: int) -> NewEvent:
@@ -35,36 +30,6 @@ def _event(i: int) -> NewEvent:
     )
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) for ``condition``, yielding to the loop in between."""
-    deadline = asyncio.get_running_loop().time() + TIMEOUT
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.001)
-
-
-@asynccontextmanager
-async def _append_lock_held(db: Database) -> AsyncIterator[None]:
-    """Hold the log's write lock from another connection until the block ends."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db.write() as conn:
-            serialise_appends(conn)
-            held.set()
-            release.wait(TIMEOUT)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(held.wait, TIMEOUT)
-        yield
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, TIMEOUT)
-
-
 async def test_an_idle_writer_commits_at_once_and_batches_what_arrives_during_a_commit(
     db: Database,
 ) -> None:
@@ -72,13 +37,13 @@ async def test_an_idle_writer_commits_at_once_and_batches_what_arrives_during_a_
     writer = GroupCommitWriter(db, on_commit=lambda events, _seconds: batches.append(events))
     await writer.start()
     try:
-        async with _append_lock_held(db):
+        async with append_lock_held(db):
             first = asyncio.create_task(writer.submit([_event(0)]))
             # Taken into a transaction alone, without waiting for company: that commit is
             # now in progress (blocked on the lock).
-            await _until(lambda: writer.committing_events == 1)
+            await until(lambda: writer.committing_events == 1)
             later = [asyncio.create_task(writer.submit([_event(i)])) for i in range(1, 4)]
-            await _until(lambda: writer.queued_events == 3)
+            await until(lambda: writer.queued_events == 3)
             assert not first.done() and not any(task.done() for task in later)
         results = await asyncio.wait_for(asyncio.gather(first, *later), TIMEOUT)
     finally:
@@ -96,12 +61,12 @@ async def test_a_batch_holds_at_most_max_events_but_never_splits_a_request(db: D
     )
     await writer.start()
     try:
-        async with _append_lock_held(db):
+        async with append_lock_held(db):
             first = asyncio.create_task(writer.submit([_event(0)]))
-            await _until(lambda: writer.committing_events == 1)
+            await until(lambda: writer.committing_events == 1)
             singles = [asyncio.create_task(writer.submit([_event(i)])) for i in range(1, 4)]
             triple = asyncio.create_task(writer.submit([_event(i) for i in range(4, 7)]))
-            await _until(lambda: writer.queued_events == 6)
+            await until(lambda: writer.queued_events == 6)
         await asyncio.wait_for(asyncio.gather(first, *singles, triple), TIMEOUT)
     finally:
         await writer.stop()
@@ -129,13 +94,13 @@ async def test_a_request_is_answered_only_after_its_commit(db: Database) -> None
     settings = make_settings({"acme": {"format": "generic"}})
     async with live_server(settings, db) as client:
         writer = client.server.app[STATE].writer
-        async with _append_lock_held(db):
+        async with append_lock_held(db):
             request = asyncio.create_task(
                 client.post("/v1/dlr/acme", json={"carrier_message_id": "m1", "status": "DELIVRD"})
             )
             # Parsed and handed to a transaction that cannot commit yet: no answer, and
             # nothing visible in the log.
-            await _until(lambda: writer.committing_events == 1)
+            await until(lambda: writer.committing_events == 1)
             assert not request.done()
             assert event_count(db) == 0
         response = await asyncio.wait_for(request, TIMEOUT)
