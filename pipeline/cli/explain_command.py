@@ -7,13 +7,21 @@ from datetime import UTC, datetime
 
 import click
 
-# Registers the "Dispatch attempts" section; imported here, not in the projector, so the
-# projector does not depend on the dispatcher.
-import pipeline.dispatch.explain  # noqa: F401
 from pipeline.cli.context import EXIT_FAILURE, app_context, fail, friendly_errors
+from pipeline.dispatch.explain import dispatch_section
 from pipeline.domain.tariffs import TariffError
-from pipeline.projector.explain import AsOf, explain_message, render_text
+from pipeline.projector.explain import (
+    AsOf,
+    SectionProvider,
+    explain_message,
+    mismatch_section,
+    render_text,
+)
 from pipeline.projector.runner import fold_rules
+
+#: The sections shown after the trail, in this order. Listed here, in the CLI, because the
+#: projector (which folds the trail) must not import the dispatcher.
+SECTIONS: tuple[SectionProvider, ...] = (mismatch_section, dispatch_section)
 
 
 def parse_as_of(value: str | None) -> AsOf:
@@ -51,7 +59,7 @@ def explain(message_id: str, as_of: str | None, fmt: str) -> None:
     except TariffError as exc:
         fail(f"billing.tariffs: {exc}")
     with app.database().read() as conn:
-        doc = explain_message(conn, message_id, rules, point)
+        doc = explain_message(conn, message_id, rules, point, SECTIONS)
     if doc is None:
         click.echo(f"smsrecon: no events for message {message_id}", err=True)
         raise SystemExit(EXIT_FAILURE)

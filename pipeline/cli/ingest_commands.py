@@ -22,7 +22,7 @@ from pipeline.cli.context import (
     serve_in_foreground,
 )
 from pipeline.config import Settings
-from pipeline.ingest.adapters.base import FORMATS
+from pipeline.ingest.adapters.registry import FORMATS
 from pipeline.ingest.requests import KINDS
 
 if TYPE_CHECKING:

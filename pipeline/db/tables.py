@@ -1,8 +1,8 @@
 """SQLAlchemy Core table definitions: the one MetaData every migration is checked against.
 
-Each part of the pipeline keeps its tables in its own module beside its code; they all
-register on ``metadata`` here, and ``all_tables()`` imports them so that the drift check
-and ``create_all`` in tests see the whole schema.
+Each part of the pipeline keeps its tables in its own module beside its code, defined on
+``metadata`` from here; ``part_tables()`` names every one, so that the drift
+check and ``create_all`` in tests see the whole schema.
 """
 
 from __future__ import annotations
@@ -45,17 +45,29 @@ events = Table(
 
 
 def all_tables() -> MetaData:
-    """The full schema: import every module that registers tables, then return metadata."""
-    import importlib
-
-    for module in _TABLE_MODULES:
-        importlib.import_module(module)
+    """The full schema: ``metadata`` once every table of ``part_tables()`` is defined on it."""
+    part_tables()
     return metadata
 
 
-#: Modules that define tables on ``metadata`` (add yours here).
-_TABLE_MODULES: list[str] = [
-    "pipeline.ingest.tables",
-    "pipeline.dispatch.tables",
-    "pipeline.projector.tables",
-]
+def part_tables() -> tuple[Table, ...]:
+    """Every table of the schema, named one by one (add yours here).
+
+    Each part keeps its tables beside its code and defines them on ``metadata``, which it
+    imports from this module; so the parts are imported here, on first use, not at the top.
+    """
+    from pipeline.dispatch import tables as dispatch_tables
+    from pipeline.ingest import tables as ingest_tables
+    from pipeline.projector import tables as projector_tables
+
+    return (
+        events,
+        ingest_tables.quarantine,
+        dispatch_tables.deliveries,
+        dispatch_tables.partner_circuits,
+        projector_tables.message_state,
+        projector_tables.mismatches,
+        projector_tables.projector_correlations,
+        projector_tables.projector_held,
+        projector_tables.projector_checkpoints,
+    )

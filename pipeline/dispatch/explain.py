@@ -1,6 +1,6 @@
 """The "Dispatch attempts" section of ``smsrecon explain``: what Altegio was sent and said.
 
-Importing this module registers the section. Every attempt comes from the log's
+Listed in ``pipeline.cli.explain_command.SECTIONS``. Every attempt comes from the log's
 ``dispatch.*`` events (so ``--as-of`` applies); the current delivery row is added when the
 whole log is explained. URLs and errors were stored token-masked.
 """
@@ -13,12 +13,11 @@ from sqlalchemy import Connection, select
 
 from pipeline.db.tables import events
 from pipeline.dispatch.tables import deliveries
-from pipeline.projector.explain import AsOf, Section, register_section
+from pipeline.projector.explain import AsOf, Section
 
 DISPATCH_EVENTS = ("dispatch.acknowledged", "dispatch.failed")
 
 
-@register_section
 def dispatch_section(conn: Connection, message_id: str, as_of: AsOf) -> Section | None:
     query = (
         select(events.c.position, events.c.type, events.c.occurred_at, events.c.payload)

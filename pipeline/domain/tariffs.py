@@ -24,14 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import phonenumbers
 
 from pipeline.domain.money import currency_exponent
-
-if TYPE_CHECKING:
-    from pipeline.config import Tariff
 
 #: ``+`` and up to 15 digits (E.164's maximum), not starting with 0; a bare ``+`` is a
 #: catch-all that any longer prefix beats.
@@ -143,7 +140,29 @@ def check_time(value: object) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def rules_from_settings(tariffs: Sequence[Tariff]) -> list[TariffRule]:
+class TariffSettings(Protocol):
+    """One configured tariff as ``rules_from_settings`` reads it (``pipeline.config.Tariff``
+    is one). A protocol, so the domain does not import the configuration it serves."""
+
+    @property
+    def partner(self) -> str | None: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def dispatch_type(self) -> str | None: ...
+    @property
+    def prefix(self) -> object: ...
+    @property
+    def price_per_part(self) -> object: ...
+    @property
+    def currency(self) -> object: ...
+    @property
+    def valid_from(self) -> object: ...
+    @property
+    def valid_to(self) -> object: ...
+
+
+def rules_from_settings(tariffs: Sequence[TariffSettings]) -> list[TariffRule]:
     """Validated rules, in the configured order (the order breaks the last tie).
 
     Raises TariffError naming ``billing.tariffs[i].field: reason`` for the first bad one.

@@ -18,13 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pipeline.config import Settings
 from pipeline.eventlog import NewEvent
 from pipeline.ingest.adapters import bounded
-from pipeline.ingest.adapters.base import (
-    CarrierContext,
-    Limits,
-    ParseError,
-    RawRequest,
-    parse_report,
-)
+from pipeline.ingest.adapters.base import CarrierContext, Limits, ParseError, RawRequest
+from pipeline.ingest.adapters.registry import parse_report
 from pipeline.ingest.requests import KINDS, RequestError, parse_items
 
 DLR_PREFIX = "/v1/dlr/"

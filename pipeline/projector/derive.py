@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.domain.money import price_message
 from pipeline.domain.parts import count_parts
@@ -225,15 +225,30 @@ def visible(facts: MessageFacts, rules: FoldRules) -> Visible:
     of the row, which depends on the message's final facts alone and so is derived once per
     message per batch."""
     core = _core(facts, rules)
-    return (core[0], core[1], core[2], core[3]), core[4]
+    return (core.status, core.money, core.currency, core.parts), core.conditions
 
 
-def _core(
-    facts: MessageFacts, rules: FoldRules
-) -> tuple[Any, str | None, str | None, int | None, dict[str, dict[str, Any]], Any]:
-    """(status, money text, currency, parts, conditions, extra) where extra is
-    (status_at, is_final, parts_source, payment_sum): one computation for both
-    ``visible`` and ``derive_view``, so that the two can never disagree."""
+class Derived(NamedTuple):
+    """What ``_core`` derives from a message's facts. A NamedTuple, not a dataclass: it is
+    built after every event on the projector's hot path, and a tuple is the cheapest to build."""
+
+    status: int | None
+    money: str | None  # payment_sum as payload text
+    currency: str | None
+    parts: int | None
+    conditions: dict[str, dict[str, Any]]
+    status_at: str | None
+    is_final: bool
+    parts_source: str | None
+    payment_sum: Decimal | None
+
+
+_new_derived = tuple.__new__
+
+
+def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
+    """One computation for both ``visible`` and ``derive_view``, so that the two can never
+    disagree."""
     conditions: dict[str, dict[str, Any]] = {}
     accepted = facts.accepted
 
@@ -296,28 +311,31 @@ def _core(
             }
         else:
             payment_sum, currency, money = rules.price(tariff, parts, accepted.free, status)
-    return status, money, currency, parts, conditions, (status_at, final, parts_source, payment_sum)
+    # tuple.__new__ skips NamedTuple's Python-level __new__: as cheap as a bare tuple.
+    return _new_derived(
+        Derived,
+        (status, money, currency, parts, conditions, status_at, final, parts_source, payment_sum),
+    )
 
 
 def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
-    status, _money, currency, parts, conditions, extra = _core(facts, rules)
-    status_at, final, parts_source, payment_sum = extra
+    core = _core(facts, rules)
     carrier = carrier_message_id = None
     if facts.submissions:
         first_sub = min(facts.submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))
         carrier, carrier_message_id = first_sub.carrier, first_sub.carrier_message_id
     cost = _carrier_cost(facts)
     return MessageView(
-        status=status,
-        status_at=status_at,
-        is_final=final,
-        parts_amount=parts,
-        parts_source=parts_source,
-        payment_sum=payment_sum,
-        currency_iso=currency,
+        status=core.status,
+        status_at=core.status_at,
+        is_final=core.is_final,
+        parts_amount=core.parts,
+        parts_source=core.parts_source,
+        payment_sum=core.payment_sum,
+        currency_iso=core.currency,
         carrier=carrier,
         carrier_message_id=carrier_message_id,
         carrier_cost=Decimal(cost.amount) if cost else None,
         carrier_cost_currency=cost.currency if cost else None,
-        conditions=conditions,
+        conditions=core.conditions,
     )

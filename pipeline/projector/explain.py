@@ -1,13 +1,14 @@
 """``explain``: one message's audit trail, and its state at any point of the log.
 
 Re-folds the message's events with the same pure fold the projector uses, showing what
-each one changed. Other parts of the pipeline add their own sections (the dispatcher's
-delivery attempts, for instance) with ``register_section``, without touching this module.
+each one changed. The sections after the trail (mismatches here, the dispatcher's delivery
+attempts in ``pipeline.dispatch.explain``) are passed in by the caller: the one list of
+them is ``pipeline.cli.explain_command.SECTIONS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,14 +51,6 @@ class Section:
 
 #: (conn, message_id, as_of) -> a section, or None when it has nothing to say.
 SectionProvider = Callable[[Connection, str, AsOf], Section | None]
-SECTIONS: list[SectionProvider] = []
-
-
-def register_section(provider: SectionProvider) -> SectionProvider:
-    """Add a section to every ``explain`` (usable as a decorator)."""
-    if provider not in SECTIONS:
-        SECTIONS.append(provider)
-    return provider
 
 
 def message_events(conn: Connection, message_id: str) -> list[StoredEvent | UnreadableEvent]:
@@ -100,9 +93,14 @@ def _visible(facts: MessageFacts, view: Any) -> dict[str, Any]:
 
 
 def explain_message(
-    conn: Connection, message_id: str, rules: FoldRules, as_of: AsOf = AsOf()
+    conn: Connection,
+    message_id: str,
+    rules: FoldRules,
+    as_of: AsOf = AsOf(),
+    sections: Sequence[SectionProvider] = (),
 ) -> dict[str, Any] | None:
-    """The trail as a JSON-ready document; None when the log knows nothing of the message."""
+    """The trail as a JSON-ready document, with ``sections`` in their order after it; None
+    when the log knows nothing of the message."""
     found = [e for e in message_events(conn, message_id) if as_of.includes(e)]
     if not found:
         return None
@@ -138,11 +136,11 @@ def explain_message(
             continue
         trail.append(_entry(event, _effect(visible, now)))
         facts, visible = folded.facts, now
-    sections = []
-    for provider in SECTIONS:
+    shown = []
+    for provider in sections:
         section = provider(conn, message_id, as_of)
         if section is not None:
-            sections.append({"title": section.title, "rows": section.rows, "lines": section.lines})
+            shown.append({"title": section.title, "rows": section.rows, "lines": section.lines})
     return {
         "message_id": message_id,
         "as_of": {
@@ -153,7 +151,7 @@ def explain_message(
         "state": {**visible, "payload_hash": payload_hash(facts.payload or ())}
         if facts.payload
         else visible,
-        "sections": sections,
+        "sections": shown,
     }
 
 
@@ -173,7 +171,6 @@ def _entry(event: StoredEvent | UnreadableEvent, effect: str) -> dict[str, Any]:
     }
 
 
-@register_section
 def mismatch_section(conn: Connection, message_id: str, as_of: AsOf) -> Section | None:
     rows = []
     for m in mismatches_for(conn, message_id):

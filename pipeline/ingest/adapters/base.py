@@ -1,15 +1,13 @@
 """The adapter contract: a raw HTTP request in, ``carrier.status`` events (or a ParseError) out.
 
-Every format module exposes ``parse(request, carrier) -> Parsed``. Adapters are pure: the
-time a report was received and the carrier's zone come in through ``CarrierContext``, so the
-same request always parses to the same events (and the same dedup keys), whether it arrives
-live, from a file, or is replayed out of quarantine.
+Every format module exposes ``parse(request, carrier) -> Parsed`` and is listed in
+``registry``. Adapters are pure: the time a report was received and the carrier's zone come
+in through ``CarrierContext``, so the same request always parses to the same events (and the
+same dedup keys), whether it arrives live, from a file, or is replayed out of quarantine.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -73,26 +71,3 @@ class ParseError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-FORMATS: tuple[str, ...] = ("kannel", "jasmin", "smpp", "infobip", "vonage", "twilio", "generic")
-
-
-def parse_report(fmt: str, request: RawRequest, carrier: CarrierContext) -> Parsed:
-    """Parse ``request`` with the adapter for ``fmt`` (one of FORMATS).
-
-    Raises ParseError for a report that cannot be understood, and ValueError for an unknown
-    format (a configuration problem, not bad input).
-    """
-    parser = _PARSERS.get(fmt)
-    if parser is None:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown carrier format {fmt!r} (one of {', '.join(FORMATS)})")
-        # Imported on first use: format modules import this one, and most processes use one
-        # or two. Kept, so a report does not pay for a module lookup.
-        module = importlib.import_module(f"pipeline.ingest.adapters.{fmt}")
-        parser = _PARSERS[fmt] = module.parse
-    return parser(request, carrier)
-
-
-_PARSERS: dict[str, Callable[[RawRequest, CarrierContext], Parsed]] = {}
