@@ -26,7 +26,7 @@ import aiohttp
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.dispatch.claim import Claim, ClaimedItem, claim_due_deliveries
-from pipeline.dispatch.outcome import KIND_NOT_FOUND, Outcome
+from pipeline.dispatch.outcome import Outcome
 from pipeline.dispatch.payload import encode_body
 from pipeline.dispatch.record import Resolution
 from pipeline.dispatch.record_queue import RecordQueue
@@ -35,6 +35,7 @@ from pipeline.dispatch.settle import masked, settle, settle_refusal
 from pipeline.dispatch.summary import DispatchSummary
 from pipeline.dispatch.transport import make_session, post_statuses
 from pipeline.eventlog.model import utc_now
+from pipeline.mismatches.kinds import KIND_NOT_FOUND
 
 log = logging.getLogger("smsrecon.dispatch")
 

@@ -14,6 +14,13 @@ from datetime import datetime
 from typing import Literal
 
 from pipeline.dispatch.backoff import parse_retry_after
+from pipeline.mismatches.kinds import (
+    KIND_FORBIDDEN,
+    KIND_NOT_FOUND,
+    KIND_REJECTED,
+    KIND_TOKEN_INVALID,
+    KIND_VALIDATION,
+)
 
 #: What to do with the items of one request.
 Action = Literal[
@@ -23,30 +30,6 @@ Action = Literal[
     "open_circuit",  # 401: the partner's token is wrong
     "retry",  # 408 / 429 / 5xx / network: back off and try again
 ]
-
-#: The mismatch kind each refusal opens.
-KIND_VALIDATION = "altegio_validation"
-KIND_NOT_FOUND = "altegio_not_found"
-KIND_FORBIDDEN = "altegio_forbidden"
-KIND_REJECTED = "altegio_rejected"
-KIND_TOKEN_INVALID = "partner_token_invalid"
-KIND_EXPIRED = "delivery_expired"
-KIND_URL_REJECTED = "callback_url_rejected"
-KIND_PARTNER_UNKNOWN = "partner_not_configured"
-KIND_PAYLOAD_INVALID = "payload_invalid"
-
-#: Every kind the dispatcher opens (and resolves when the cause goes away).
-DISPATCH_KINDS = (
-    KIND_VALIDATION,
-    KIND_NOT_FOUND,
-    KIND_FORBIDDEN,
-    KIND_REJECTED,
-    KIND_TOKEN_INVALID,
-    KIND_EXPIRED,
-    KIND_URL_REJECTED,
-    KIND_PARTNER_UNKNOWN,
-    KIND_PAYLOAD_INVALID,
-)
 
 #: Bodies are quoted into errors and mismatches up to this many characters.
 MAX_TEXT = 300

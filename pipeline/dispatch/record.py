@@ -18,19 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, literal, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from pipeline.db.engine import Database
 from pipeline.db.times import sqlite_time_text
 from pipeline.dispatch.claim import ClaimedItem
-from pipeline.dispatch.outcome import DISPATCH_KINDS, KIND_TOKEN_INVALID, Outcome
+from pipeline.dispatch.outcome import Outcome
 from pipeline.dispatch.tables import deliveries
 from pipeline.eventlog import NewEvent, append_in
-from pipeline.mismatches import open_mismatch, resolve_mismatch
-from pipeline.projector.tables import mismatches
+from pipeline.mismatches import open_mismatch, resolve_for_messages, resolve_mismatch
+from pipeline.mismatches.kinds import DISPATCH_MESSAGE_KINDS, KIND_TOKEN_INVALID, ORIGIN_DISPATCHER
 
 d = deliveries
-ORIGIN = "dispatcher"
+ORIGIN = ORIGIN_DISPATCHER
 SOURCE = "dispatcher"
 
 #: What became of one claimed message.
@@ -239,30 +239,13 @@ def _record_acks(
             ],
         )
     # The cause of every per-message dispatcher mismatch is gone once Altegio took it.
-    # Usually none is open at all: one indexed probe spares the lookup by id.
-    kinds = [k for k in DISPATCH_KINDS if k != KIND_TOKEN_INVALID]
-    open_for_dispatch = conn.scalar(
-        select(literal(1))
-        .where(
-            mismatches.c.status == "open",
-            mismatches.c.kind.in_(kinds),
-            mismatches.c.origin == ORIGIN,
-            mismatches.c.message_id.is_not(None),
-        )
-        .limit(1)
+    resolve_for_messages(
+        conn,
+        [r.item.message_id for _, r in acked],
+        origin=ORIGIN,
+        kinds=DISPATCH_MESSAGE_KINDS,
+        now=now,
     )
-    if open_for_dispatch is None:
-        return
-    still_open = conn.execute(
-        select(mismatches.c.message_id, mismatches.c.kind).where(
-            mismatches.c.message_id.in_([r.item.message_id for _, r in acked]),
-            mismatches.c.origin == ORIGIN,
-            mismatches.c.status == "open",
-            mismatches.c.kind.in_(kinds),
-        )
-    ).all()
-    for message_id, kind in still_open:
-        resolve_mismatch(conn, message_id=message_id, kind=kind, now=now)
 
 
 def _record_failure(conn: Connection, res: Resolution, *, owner: str, now: datetime) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from pipeline.config import ConfigError, Settings
 from pipeline.dispatch.claim import ClaimedItem
-from pipeline.dispatch.outcome import KIND_PARTNER_UNKNOWN, KIND_PAYLOAD_INVALID, KIND_URL_REJECTED
 from pipeline.dispatch.payload import PayloadError, StatusPayload, build_payload
 from pipeline.dispatch.urls import (
     callback_url,
@@ -22,6 +21,7 @@ from pipeline.dispatch.urls import (
     mask_url,
 )
 from pipeline.logsafe import register_secret
+from pipeline.mismatches.kinds import KIND_PARTNER_UNKNOWN, KIND_PAYLOAD_INVALID, KIND_URL_REJECTED
 
 
 @dataclass(frozen=True, slots=True)
