@@ -86,6 +86,7 @@ class GroupCommit(Generic[S, R]):
         on_commit: CommitObserver | None = None,
         name: str = "group-commit",
         unit: str = "items",
+        submitter: str = "submitters",
     ) -> None:
         self._commit = commit
         self._size = size
@@ -94,7 +95,9 @@ class GroupCommit(Generic[S, R]):
         self._isolate = isolate
         self._on_commit = on_commit
         self._name = name
+        #: Words for the log: what is counted, and who submits it.
         self._unit = unit
+        self._submitter = submitter
         #: Submissions not yet taken by the flusher, in arrival order.
         self._waiting: list[_Pending[S, R]] = []
         self._waiting_size = 0
@@ -251,10 +254,11 @@ class GroupCommit(Generic[S, R]):
                         pending.future.set_exception(exc)
                 raise
             log.warning(
-                "group commit of %d %s from %d submitters failed: %s",
+                "group commit of %d %s from %d %s failed: %s",
                 sum(p.size for p in batch),
                 self._unit,
                 len(batch),
+                self._submitter,
                 self._isolate.describe(exc),
             )
             if len(batch) == 1:

@@ -88,6 +88,7 @@ class GroupCommitWriter:
             on_commit=on_commit,
             name="ingest-group-commit",
             unit="events",
+            submitter="requests",
         )
 
     async def start(self) -> None:

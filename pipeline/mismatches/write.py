@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, literal, select, update
+from sqlalchemy import Connection, Table, delete, insert, literal, select, update
 
 from pipeline.mismatches.kinds import ACKNOWLEDGED, OPEN, ORIGIN_PROJECTOR, ORIGINS, RESOLVED
 from pipeline.mismatches.read import MismatchError
@@ -233,3 +233,16 @@ def resolve_for_messages(
     ).all()
     for message_id, kind in still_open:
         resolve_mismatch(conn, message_id=message_id, kind=kind, now=now)
+
+
+def replace_rebuilt(conn: Connection, rebuilt: Table, *, table: Table = mismatches) -> None:
+    """``replay --rebuild``: the projector's rows become those rebuilt in ``rebuilt`` (a copy
+    of this table the rebuild filled); the dispatcher's rows stay as they are.
+
+    Rows are copied in the rebuild's id order, so the new ids keep the order they were
+    opened in. Runs in the caller's transaction: the swap is all or nothing.
+    """
+    conn.execute(delete(table).where(table.c.origin == ORIGIN_PROJECTOR))
+    names = [c.name for c in table.c if c.name != "id"]
+    query = select(*[rebuilt.c[n] for n in names]).order_by(rebuilt.c.id)
+    conn.execute(insert(table).from_select(names, query))
