@@ -6,7 +6,7 @@ its arguments, the formatted traceback and the stack), in each form it commonly 
 text: as is, percent-encoded (upper- or lower-case escapes, ``quote`` or ``quote_plus``),
 JSON- or HTML-escaped, and base64 (alone or inside Basic's ``user:secret``). Callback-URL
 tokens, ``Bearer`` and ``Basic`` credentials are masked even when never registered
-(``pipeline.dispatch.urls.mask_url``), so a token that arrives from outside is safe too.
+(``mask_url``), so a token that arrives from outside is safe too.
 
 Why mask the rendered text rather than trust each call site: a token can reach a log through
 an exception's text (an aiohttp error quoting the URL), a repr, a third-party library; only a
@@ -33,7 +33,10 @@ import threading
 import traceback
 from urllib.parse import quote, quote_plus
 
-from pipeline.dispatch.urls import MASK, mask_url
+MASK = "***"
+
+_CALLBACK_SEGMENT = re.compile(r"(/callback/)[^/?#\s\"'<>]+", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[^\s,;\"'<>]+", re.IGNORECASE)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -200,3 +203,14 @@ def install() -> None:
 
         logging.setLogRecordFactory(masking_factory)
         _installed = True
+
+
+def mask_url(url: str) -> str:
+    """``url`` (or any text holding URLs) with the segment after ``/callback/`` and any
+    ``Bearer`` credential replaced by ***, for logs, errors and reports.
+
+    Works without knowing the token, so a URL from outside (which may carry a token we have
+    never seen) is safe to show as well.
+    """
+    masked = _CALLBACK_SEGMENT.sub(lambda m: m.group(1) + MASK, url)
+    return _BEARER.sub(lambda m: m.group(1) + MASK, masked)

@@ -15,15 +15,14 @@ Sending happens outside this transaction; the lease is what keeps the message ou
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import Connection, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pipeline.db.engine import Database
 from pipeline.db.times import sqlite_time_text
+from pipeline.dispatch.model import Claim, ClaimedItem
 from pipeline.dispatch.payload import SENT_TO_PHONE
 from pipeline.dispatch.tables import deliveries, partner_circuits
 from pipeline.projector.tables import message_state
@@ -32,39 +31,6 @@ DEFAULT_PARTNER = "default"
 
 d = deliveries
 ms = message_state
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedItem:
-    """One message's state as read at claim time, with the lease that covers it."""
-
-    message_id: str
-    partner: str
-    delivery_callback_url: str | None
-    status: int | None
-    is_final: bool
-    payment_sum: Decimal | None
-    currency_iso: str | None
-    parts_amount: int | None
-    payload_hash: str
-    version: int
-    #: This attempt's number (1 for the first claim of the message).
-    attempt: int
-    #: Consecutive failures before this attempt (the backoff exponent).
-    failures: int
-    first_pending_at: datetime
-    #: True when this single item is the probe of the partner's open circuit.
-    probe: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    owner: str
-    lease_until: datetime
-    items: list[ClaimedItem]
-    #: The highest message id the scan reached (probes aside): the next claim of the same
-    #: pass starts after it. None when the scan found nothing.
-    cursor: str | None = None
 
 
 def new_claim_owner(dispatcher_id: str) -> str:

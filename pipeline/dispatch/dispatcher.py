@@ -1,12 +1,11 @@
-"""One dispatch run: claim → route → post (bisecting refusals) → record, until done.
+"""One dispatch run's plumbing: a claimer, senders and a record writer, overlapping.
 
-The chain reads top to bottom: ``run`` starts a claimer and ``concurrency`` senders; the
-claimer (``_claimer``) claims due messages pass after pass, ``_enqueue`` routes them and
-groups them by (callback URL, token) into batches on a bounded queue; each sender takes a
-batch, ``_deliver`` posts it and, when Altegio refuses a batch because of some of its items,
-splits it in halves to find them, and ``settle`` turns each answer into one ``Resolution``
-per message, which the ``RecordQueue`` writes in groups. Claims and records run in worker
-threads so the event loop keeps sending. Requests are sent outside every database
+``run`` starts a claimer and ``concurrency`` senders; the claimer (``_claimer``) claims due
+messages pass after pass in a worker thread, and ``_enqueue`` has the delivery rules
+(``pipeline.dispatch.delivery``) route them into batches, which it puts on a bounded queue;
+each sender takes a batch and has the rules deliver it (post, bisect, settle), and every
+message's ``Resolution`` goes to the ``RecordQueue``, which writes them in groups in a
+worker thread, so the event loop keeps sending. Requests are sent outside every database
 transaction; the claim's lease keeps the messages ours meanwhile, and no request is started
 that could outlive the lease.
 """
@@ -14,32 +13,24 @@ that could outlive the lease.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import random
 import socket
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 
 import aiohttp
 
 from pipeline.config import Settings
 from pipeline.db.engine import Database
-from pipeline.dispatch.claim import Claim, ClaimedItem, claim_due_deliveries
-from pipeline.dispatch.outcome import KIND_NOT_FOUND, Outcome
-from pipeline.dispatch.payload import encode_body
-from pipeline.dispatch.record import Resolution
+from pipeline.dispatch.claim import claim_due_deliveries
+from pipeline.dispatch.delivery import Delivery
+from pipeline.dispatch.model import Claim, ClaimedItem, DispatchSummary, Resolution, Routed
 from pipeline.dispatch.record_queue import RecordQueue
-from pipeline.dispatch.routes import PartnerTokens, Refusal, Routed, Router
-from pipeline.dispatch.settle import masked, settle, settle_refusal
-from pipeline.dispatch.summary import DispatchSummary
-from pipeline.dispatch.transport import make_session, post_statuses
+from pipeline.dispatch.routes import PartnerTokens
+from pipeline.dispatch.transport import make_session
 from pipeline.eventlog.model import utc_now
 
-log = logging.getLogger("smsrecon.dispatch")
-
-#: A request is started only if it can finish (timeout) this long before the lease ends.
-LEASE_MARGIN = 2.0
 #: Messages one run without ``until_idle`` takes, as batches per connection.
 ROUND_BATCHES = 8
 #: Messages per claim, as batches per connection: small claims keep the first request
@@ -72,11 +63,15 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.dispatcher_id = dispatcher_id or default_dispatcher_id()
         self.tokens = PartnerTokens(settings)
-        #: Partners whose circuit opened during this run: nothing more is sent for them.
-        self._opened: set[str] = set()
         self._summary = DispatchSummary()
         self._records: RecordQueue
-        self._router = Router(settings, self.tokens)
+        self._delivery = self._new_delivery()
+
+    def _new_delivery(self) -> Delivery:
+        """The delivery rules for one run, counting into this run's summary."""
+        return Delivery(
+            self.settings, self.tokens, clock=self.clock, rng=self.rng, summary=self._summary
+        )
 
     async def run(self, *, until_idle: bool = False, limit: int | None = None) -> DispatchSummary:
         """One pass over what is due (or, ``until_idle``, passes until nothing is due or a
@@ -89,8 +84,7 @@ class Dispatcher:
         the sends, so leases are never taken much earlier than they are used.
         """
         self._summary = DispatchSummary()
-        self._opened.clear()
-        self._router = Router(self.settings, self.tokens)
+        self._delivery = self._new_delivery()
         budget = None if until_idle else self._per_round()
         if limit is not None:
             budget = limit if budget is None else min(budget, limit)
@@ -168,16 +162,8 @@ class Dispatcher:
         senders: list[asyncio.Task[None]],
     ) -> None:
         """Route a claim, record its refusals, queue its batches (waiting while full)."""
-        routed: list[Routed] = []
-        refused: list[Resolution] = []
-        for item in claim.items:
-            decided = self._router.route(item)
-            if isinstance(decided, Refusal):
-                refused.append(self._refusal(decided))
-            else:
-                routed.append(decided)
+        refused, batches = self._delivery.route(claim)
         self._record(refused, claim)
-        batches = self._batches(routed)
         for n, batch in enumerate(batches):
             put = asyncio.ensure_future(queue.put((claim, batch)))
             try:
@@ -228,7 +214,7 @@ class Dispatcher:
         while True:
             claim, batch = await queue.get()
             try:
-                resolutions = await self._deliver(session, batch, claim)
+                resolutions = await self._delivery.deliver(session, batch, claim)
                 self._record(resolutions, claim)
             finally:
                 queue.task_done()
@@ -279,101 +265,6 @@ class Dispatcher:
         self._summary.claimed += len(claim.items)
         return claim
 
-    def _batches(self, routed: Sequence[Routed]) -> list[list[Routed]]:
-        """Group by (URL, token), in claim order, into batches of ``batch_size``."""
-        size = 1 if self.config.body_shape == "object" else self.config.batch_size
-        groups: dict[tuple[str, str], list[Routed]] = {}
-        for r in routed:
-            groups.setdefault((r.url, r.token), []).append(r)
-        return [
-            group[start : start + size]
-            for group in groups.values()
-            for start in range(0, len(group), size)
-        ]
-
-    async def _deliver(
-        self,
-        session: aiohttp.ClientSession,
-        batch: list[Routed],
-        claim: Claim,
-        outcome: Outcome | None = None,
-    ) -> list[Resolution]:
-        """Post a batch; on a refusal that names items (400/404/413) bisect to find them.
-
-        404 rule: when a batch answered 404 and *both* of its halves answer 404 as well, the
-        URL itself is wrong (unknown ids in both halves at once is far less likely): it is
-        treated like 401, the partner's circuit opens, and the bisection stops there.
-        """
-        if outcome is None:
-            outcome = await self._post(session, batch, claim)
-            if outcome is None:
-                return self._settle(batch, None)
-        if outcome.action != "split":
-            return self._settle(batch, outcome)
-        if len(batch) == 1:
-            return self._settle(batch, outcome)
-        middle = len(batch) // 2
-        halves = batch[:middle], batch[middle:]
-        answers = await asyncio.gather(*(self._post(session, h, claim) for h in halves))
-        if outcome.kind == KIND_NOT_FOUND and all(
-            a is not None and a.action == "split" and a.kind == KIND_NOT_FOUND for a in answers
-        ):
-            return self._settle(batch, outcome, url_wrong=True)
-        results: list[list[Resolution]] = await asyncio.gather(
-            *(
-                self._deliver(session, half, claim, answer)
-                if answer is not None
-                else _ready(self._settle(half, None))
-                for half, answer in zip(halves, answers, strict=True)
-            )
-        )
-        return [r for part in results for r in part]
-
-    async def _post(
-        self, session: aiohttp.ClientSession, batch: list[Routed], claim: Claim
-    ) -> Outcome | None:
-        """Send one request, or None when it must not start (lease too short, circuit open)."""
-        partner = batch[0].item.partner
-        if partner in self._opened:
-            return None
-        deadline = claim.lease_until - timedelta(seconds=self.config.timeout + LEASE_MARGIN)
-        if self.clock() > deadline:
-            return None
-        first = batch[0]
-        body = encode_body([r.payload for r in batch], shape=self.config.body_shape)
-        self._summary.requests += 1
-        outcome = await post_statuses(
-            session, first.url, token=first.token, body=body, clock=self.clock
-        )
-        if outcome.action == "open_circuit":
-            self._opened.add(partner)
-        if outcome.action != "acknowledged":
-            log.warning(
-                "Altegio answered %s for %d status(es) to %s: %s",
-                outcome.http_status or "no answer",
-                len(batch),
-                first.masked_url,
-                masked(outcome.text, first.token),
-            )
-        return outcome
-
-    def _settle(
-        self, batch: Sequence[Routed], outcome: Outcome | None, *, url_wrong: bool = False
-    ) -> list[Resolution]:
-        """One Resolution per message for the answer its request got."""
-        out = settle(
-            batch, outcome, now=self.clock(), config=self.config, rng=self.rng, url_wrong=url_wrong
-        )
-        self._summary.count(out)
-        return out
-
-    def _refusal(self, refusal: Refusal) -> Resolution:
-        """A message decided here, without a request."""
-        res = settle_refusal(refusal, now=self.clock(), config=self.config)
-        log.warning("status of %s not sent: %s", refusal.item.message_id, refusal.error)
-        self._summary.count([res])
-        return res
-
     def _record(self, resolutions: list[Resolution], claim: Claim) -> None:
         if not resolutions:
             return
@@ -383,10 +274,6 @@ class Dispatcher:
 
 def _unsent(item: ClaimedItem) -> Resolution:
     return Resolution(item=item, result="deferred", outcome=None, url="")
-
-
-async def _ready(value: list[Resolution]) -> list[Resolution]:
-    return value
 
 
 def dispatch_once(

@@ -9,69 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from pipeline.dispatch.backoff import parse_retry_after
-
-#: What to do with the items of one request.
-Action = Literal[
-    "acknowledged",  # 2xx: remember the payload hash
-    "split",  # 400 / 404 / 413: bisect to find the offending items (single item: park)
-    "park",  # 403 and other refusals: park until the payload changes
-    "open_circuit",  # 401: the partner's token is wrong
-    "retry",  # 408 / 429 / 5xx / network: back off and try again
-]
-
-#: The mismatch kind each refusal opens.
-KIND_VALIDATION = "altegio_validation"
-KIND_NOT_FOUND = "altegio_not_found"
-KIND_FORBIDDEN = "altegio_forbidden"
-KIND_REJECTED = "altegio_rejected"
-KIND_TOKEN_INVALID = "partner_token_invalid"
-KIND_EXPIRED = "delivery_expired"
-KIND_URL_REJECTED = "callback_url_rejected"
-KIND_PARTNER_UNKNOWN = "partner_not_configured"
-KIND_PAYLOAD_INVALID = "payload_invalid"
-
-#: Every kind the dispatcher opens (and resolves when the cause goes away).
-DISPATCH_KINDS = (
-    KIND_VALIDATION,
-    KIND_NOT_FOUND,
+from pipeline.dispatch.model import Outcome
+from pipeline.mismatches.kinds import (
     KIND_FORBIDDEN,
+    KIND_NOT_FOUND,
     KIND_REJECTED,
     KIND_TOKEN_INVALID,
-    KIND_EXPIRED,
-    KIND_URL_REJECTED,
-    KIND_PARTNER_UNKNOWN,
-    KIND_PAYLOAD_INVALID,
+    KIND_VALIDATION,
 )
 
 #: Bodies are quoted into errors and mismatches up to this many characters.
 MAX_TEXT = 300
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Altegio's answer to one request, and what it means for the request's items."""
-
-    action: Action
-    #: HTTP status, or None when there was no answer (timeout, reset, refused).
-    http_status: int | None
-    #: Altegio's error code from the body (5, 10, 15, 20, 30) when it sent one.
-    altegio_code: int | None = None
-    #: A one-line description: Altegio's message, or the network error. Token-free only
-    #: after masking, which the caller does (it knows the token).
-    text: str = ""
-    #: Seconds from Retry-After, when the server said.
-    retry_after: float | None = None
-    #: The mismatch kind for split / park / open_circuit.
-    kind: str | None = None
-
-    @property
-    def transient(self) -> bool:
-        return self.action == "retry"
 
 
 def _one_line(text: str) -> str:

@@ -13,54 +13,23 @@ Two guards keep a late answer from undoing newer knowledge:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, literal, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from pipeline.db.engine import Database
 from pipeline.db.times import sqlite_time_text
-from pipeline.dispatch.claim import ClaimedItem
-from pipeline.dispatch.outcome import DISPATCH_KINDS, KIND_TOKEN_INVALID, Outcome
+from pipeline.dispatch.model import Resolution
 from pipeline.dispatch.tables import deliveries
 from pipeline.eventlog import NewEvent, append_in
-from pipeline.mismatches import open_mismatch, resolve_mismatch
-from pipeline.projector.tables import mismatches
+from pipeline.mismatches import open_mismatch, resolve_for_messages, resolve_mismatch
+from pipeline.mismatches.kinds import DISPATCH_MESSAGE_KINDS, KIND_TOKEN_INVALID, ORIGIN_DISPATCHER
 
 d = deliveries
-ORIGIN = "dispatcher"
+ORIGIN = ORIGIN_DISPATCHER
 SOURCE = "dispatcher"
-
-#: What became of one claimed message.
-Result = Literal[
-    "acknowledged",  # Altegio took it
-    "retry",  # transient failure: due again at next_attempt_at
-    "parked",  # refused: waits for a new payload (or `smsrecon resend`)
-    "expired",  # unacknowledged past dispatcher.max_age
-    "circuit",  # the partner's circuit is open: waits for the probe
-    "deferred",  # not sent at all (lease too short, circuit opened meanwhile)
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    item: ClaimedItem
-    result: Result
-    #: The answer that decided it; None when decided here (bad URL, unknown partner).
-    outcome: Outcome | None
-    #: The callback URL, token masked.
-    url: str
-    #: The mismatch kind opened (parked, expired, circuit), if any.
-    kind: str | None = None
-    #: Token-masked description for last_error and the mismatch.
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-    #: For "circuit": when the partner's probe is due.
-    probe_at: datetime | None = None
-    #: More detail for the mismatch, if any.
-    extra: Mapping[str, Any] | None = None
 
 
 def record_resolutions(
@@ -123,36 +92,38 @@ def record_in(conn: Connection, owned: Sequence[tuple[str, Resolution]], *, now:
         close_circuit(conn, partner, now=now)
 
 
-#: An acknowledgement by the claim that still owns the lease: everything in one statement.
-#: (While a claim owns the lease no other claim can have recorded an acknowledgement, so
-#: the version guard is only a second line of defence here.)
-_ACK_OWNED_SQL = (
-    "UPDATE deliveries SET state = 'acknowledged', failures = 0, last_status_code = ?, "
-    "last_altegio_code = NULL, last_error = NULL, last_attempt_at = ?, sent_hash = ?, "
-    "sent_version = ?, held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, "
-    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?, "
-    "acked_hash = CASE WHEN acked_version IS NULL OR acked_version <= ? "
-    "THEN ? ELSE acked_hash END, "
-    "acked_at = CASE WHEN acked_version IS NULL OR acked_version <= ? THEN ? ELSE acked_at END, "
-    "acked_version = CASE WHEN acked_version IS NULL OR acked_version <= ? "
-    "THEN ? ELSE acked_version END "
-    "WHERE message_id = ? AND lease_owner = ?"
+#: An acknowledgement by the claim that still owns the lease: everything in one statement,
+#: written once and rendered for each driver below. (While a claim owns the lease no other
+#: claim can have recorded an acknowledgement, so the version guard is only a second line
+#: of defence here.) ``{row}`` qualifies the row's own columns; the other fields are the
+#: acknowledgement's values.
+_ACK_OWNED_SET = (
+    "state = 'acknowledged', failures = 0, last_status_code = {status}, "
+    "last_altegio_code = NULL, last_error = NULL, last_attempt_at = {now}, sent_hash = {hash}, "
+    "sent_version = {version}, held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, "
+    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = {now}, "
+    "acked_hash = CASE WHEN {row}acked_version IS NULL OR {row}acked_version <= {version} "
+    "THEN {hash} ELSE {row}acked_hash END, "
+    "acked_at = CASE WHEN {row}acked_version IS NULL OR {row}acked_version <= {version} "
+    "THEN {now} ELSE {row}acked_at END, "
+    "acked_version = CASE WHEN {row}acked_version IS NULL OR {row}acked_version <= {version} "
+    "THEN {version} ELSE {row}acked_version END "
 )
-#: The same for PostgreSQL as one statement over arrays: the server runs one UPDATE for the
-#: group instead of one per status.
+#: For the driver's executemany, one row per acknowledgement (qmark parameters, in the
+#: order they appear).
+_ACK_OWNED_SQL = (
+    "UPDATE deliveries SET "
+    + _ACK_OWNED_SET.format(status="?", now="?", hash="?", version="?", row="")
+    + "WHERE message_id = ? AND lease_owner = ?"
+)
+#: The same as one statement over arrays: the server runs one UPDATE for the group instead
+#: of one per status.
 _ACK_OWNED_PG_SQL = (
-    "UPDATE deliveries AS d SET state = 'acknowledged', failures = 0, "
-    "last_status_code = v.http_status, last_altegio_code = NULL, last_error = NULL, "
-    "last_attempt_at = %(now)s, sent_hash = v.hash, sent_version = v.version, "
-    "held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, first_pending_at = NULL, "
-    "lease_owner = NULL, lease_until = NULL, updated_at = %(now)s, "
-    "acked_hash = CASE WHEN d.acked_version IS NULL OR d.acked_version <= v.version "
-    "THEN v.hash ELSE d.acked_hash END, "
-    "acked_at = CASE WHEN d.acked_version IS NULL OR d.acked_version <= v.version "
-    "THEN %(now)s ELSE d.acked_at END, "
-    "acked_version = CASE WHEN d.acked_version IS NULL OR d.acked_version <= v.version "
-    "THEN v.version ELSE d.acked_version END "
-    "FROM unnest(%(ids)s::text[], %(owners)s::text[], %(hashes)s::text[], "
+    "UPDATE deliveries AS d SET "
+    + _ACK_OWNED_SET.format(
+        status="v.http_status", now="%(now)s", hash="v.hash", version="v.version", row="d."
+    )
+    + "FROM unnest(%(ids)s::text[], %(owners)s::text[], %(hashes)s::text[], "
     "%(versions)s::int[], %(statuses)s::int[]) AS v(message_id, owner, hash, version, "
     "http_status) WHERE d.message_id = v.message_id AND d.lease_owner = v.owner"
 )
@@ -239,30 +210,13 @@ def _record_acks(
             ],
         )
     # The cause of every per-message dispatcher mismatch is gone once Altegio took it.
-    # Usually none is open at all: one indexed probe spares the lookup by id.
-    kinds = [k for k in DISPATCH_KINDS if k != KIND_TOKEN_INVALID]
-    open_for_dispatch = conn.scalar(
-        select(literal(1))
-        .where(
-            mismatches.c.status == "open",
-            mismatches.c.kind.in_(kinds),
-            mismatches.c.origin == ORIGIN,
-            mismatches.c.message_id.is_not(None),
-        )
-        .limit(1)
+    resolve_for_messages(
+        conn,
+        [r.item.message_id for _, r in acked],
+        origin=ORIGIN,
+        kinds=DISPATCH_MESSAGE_KINDS,
+        now=now,
     )
-    if open_for_dispatch is None:
-        return
-    still_open = conn.execute(
-        select(mismatches.c.message_id, mismatches.c.kind).where(
-            mismatches.c.message_id.in_([r.item.message_id for _, r in acked]),
-            mismatches.c.origin == ORIGIN,
-            mismatches.c.status == "open",
-            mismatches.c.kind.in_(kinds),
-        )
-    ).all()
-    for message_id, kind in still_open:
-        resolve_mismatch(conn, message_id=message_id, kind=kind, now=now)
 
 
 def _record_failure(conn: Connection, res: Resolution, *, owner: str, now: datetime) -> None:

@@ -11,39 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import ConfigError, Settings
-from pipeline.dispatch.claim import ClaimedItem
-from pipeline.dispatch.outcome import KIND_PARTNER_UNKNOWN, KIND_PAYLOAD_INVALID, KIND_URL_REJECTED
-from pipeline.dispatch.payload import PayloadError, StatusPayload, build_payload
+from pipeline.dispatch.model import ClaimedItem, Refusal, Routed
+from pipeline.dispatch.payload import PayloadError, build_payload
 from pipeline.dispatch.urls import (
     callback_url,
     check_token_segment,
     check_url,
     mask_token,
-    mask_url,
 )
-from pipeline.logsafe import register_secret
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """A claimed message ready to go: its payload, URL and the partner's token."""
-
-    item: ClaimedItem
-    payload: StatusPayload
-    url: str
-    token: str
-    #: The URL with the token masked, for logs, rows and events.
-    masked_url: str
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A claimed message that must not be sent; ``kind`` is the mismatch it opens."""
-
-    item: ClaimedItem
-    kind: str
-    error: str
-    url: str = ""
+from pipeline.logsafe import mask_url, register_secret
+from pipeline.mismatches.kinds import KIND_PARTNER_UNKNOWN, KIND_PAYLOAD_INVALID, KIND_URL_REJECTED
 
 
 class PartnerTokens:

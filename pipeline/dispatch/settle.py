@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 
 from pipeline.config import DispatcherSettings
 from pipeline.dispatch.backoff import retry_delay
-from pipeline.dispatch.claim import ClaimedItem
-from pipeline.dispatch.outcome import KIND_EXPIRED, KIND_PARTNER_UNKNOWN, Outcome
-from pipeline.dispatch.record import Resolution
-from pipeline.dispatch.routes import Refusal, Routed
-from pipeline.dispatch.urls import mask_token, mask_url
+from pipeline.dispatch.model import ClaimedItem, Outcome, Refusal, Resolution, Routed
+from pipeline.dispatch.urls import mask_token
+from pipeline.logsafe import mask_url
+from pipeline.mismatches.kinds import KIND_EXPIRED, KIND_PARTNER_UNKNOWN
 
 
 def masked(text: str, token: str) -> str:

@@ -13,7 +13,8 @@ from datetime import datetime
 import aiohttp
 
 from pipeline.config import DispatcherSettings
-from pipeline.dispatch.outcome import Outcome, classify_network_error, classify_response
+from pipeline.dispatch.model import Outcome
+from pipeline.dispatch.outcome import classify_network_error, classify_response
 
 ACCEPT = "application/vnd.api.v2+json"
 CONTENT_TYPE = "application/json"

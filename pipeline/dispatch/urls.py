@@ -19,8 +19,9 @@ from urllib.parse import quote, unquote, urlsplit
 import idna
 from yarl import URL
 
+from pipeline.logsafe import MASK
+
 CALLBACK_PATH = "/smsprovider/status/callback/"
-MASK = "***"
 
 #: Characters that have no business in a callback URL and that parsers disagree about
 #: (backslashes, whitespace, control characters): refusing them outright leaves no room for a
@@ -36,9 +37,6 @@ _CALLBACK_RAW_PATH = re.compile(rf"/smsprovider/status/callback/({_PCHARS})")
 _SEGMENT_FORBIDDEN = re.compile(r"[/\\%\s\x00-\x1f\x7f]")
 #: Characters no host entry holds: a scheme, path, userinfo, query or fragment.
 _HOST_CHARS = re.compile(r"[/\\@?#\s]")
-
-_CALLBACK_SEGMENT = re.compile(r"(/callback/)[^/?#\s\"'<>]+", re.IGNORECASE)
-_BEARER = re.compile(r"(Bearer\s+)[^\s,;\"'<>]+", re.IGNORECASE)
 
 
 def callback_url(message_url: str | None, *, base_url: str, partner_token: str) -> str:
@@ -269,14 +267,3 @@ def mask_token(text: str, token: str) -> str:
     if encoded != token:
         masked = masked.replace(encoded, MASK)
     return masked
-
-
-def mask_url(url: str) -> str:
-    """``url`` (or any text holding URLs) with the segment after ``/callback/`` and any
-    ``Bearer`` credential replaced by ***, for logs, errors and reports.
-
-    Works without knowing the token, so a URL from outside (which may carry a token we have
-    never seen) is safe to show as well.
-    """
-    masked = _CALLBACK_SEGMENT.sub(lambda m: m.group(1) + MASK, url)
-    return _BEARER.sub(lambda m: m.group(1) + MASK, masked)

@@ -27,6 +27,12 @@ from pipeline.domain.status import (
     track_status,
 )
 from pipeline.domain.tariffs import TariffRule, select_tariff
+from pipeline.mismatches.kinds import (
+    KIND_CONFLICTING_FINAL,
+    KIND_NO_TARIFF,
+    KIND_PARTS_MISMATCH,
+    KIND_REFUSED_THEN_DELIVERED,
+)
 from pipeline.projector.message import Cost, MessageFacts
 
 WHOLE = "message"
@@ -259,7 +265,7 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
     if reported_parts is not None:
         parts, parts_source = reported_parts, "carrier"
         if computed is not None and computed != reported_parts:
-            conditions["parts_mismatch"] = {"carrier": reported_parts, "computed": computed}
+            conditions[KIND_PARTS_MISMATCH] = {"carrier": reported_parts, "computed": computed}
     elif computed is not None:
         parts, parts_source = computed, "computed"
     elif accepted is not None and accepted.parts:
@@ -278,12 +284,12 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
         if ts.conflicting
     }
     if conflicts:
-        conditions["conflicting_final"] = {"parts": conflicts}
+        conditions[KIND_CONFLICTING_FINAL] = {"parts": conflicts}
     if facts.refused is not None:
         reason, stamp = facts.refused
         delivered = [t.finals[DELIVERED][0] for t in facts.tracks.values() if DELIVERED in t.finals]
         if delivered:
-            conditions["refused_then_delivered"] = {
+            conditions[KIND_REFUSED_THEN_DELIVERED] = {
                 "reason": reason,
                 "delivered_at": max(delivered),
             }
@@ -302,7 +308,7 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
                 accepted.accepted_at,
             )
         if tariff is None:
-            conditions["no_tariff"] = {
+            conditions[KIND_NO_TARIFF] = {
                 "partner": accepted.partner,
                 "channel": accepted.channel,
                 "dispatch_type": accepted.dispatch_type,

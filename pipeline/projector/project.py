@@ -26,11 +26,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, utc_now
-from pipeline.mismatches import ACKNOWLEDGED, open_mismatch, resolve_mismatch
+from pipeline.mismatches import (
+    apply_acknowledgement,
+    open_mismatch,
+    resolve_mismatch,
+    update_detail,
+)
+from pipeline.mismatches.kinds import KIND_UNKNOWN_MESSAGE, ORIGIN_PROJECTOR
 from pipeline.projector import crashpoints, store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
 from pipeline.projector.fold import (
@@ -318,8 +324,8 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
             work.conn,
             message_id=message_id if kind == "unaccepted" else None,
             subject=subject,
-            kind="unknown_message",
-            origin="projector",
+            kind=KIND_UNKNOWN_MESSAGE,
+            origin=ORIGIN_PROJECTOR,
             detail=detail,
             now=event.recorded_at,
             position=event.position,
@@ -411,7 +417,7 @@ def _release(work: _Batch, pair: tuple[Any, Any], message_id: str, by: StoredEve
         if held_event is not None:
             _fold(work, message_id, held_event, at=by)
     if any(_ran_out(work, deadline) for _p, _e, deadline in waiting):
-        _resolve(work, None, f"carrier:{pair[0]}:{pair[1]}", "unknown_message", by)
+        _resolve(work, None, f"carrier:{pair[0]}:{pair[1]}", KIND_UNKNOWN_MESSAGE, by)
 
 
 def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | None = None) -> None:
@@ -435,7 +441,7 @@ def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | N
         facts.unaccepted_timer = None
         _release_rows(work, [position])
         if _ran_out(work, parse_time_text(deadline_text)):
-            _resolve(work, message_id, message_id, "unknown_message", at)
+            _resolve(work, message_id, message_id, KIND_UNKNOWN_MESSAGE, at)
     if before_conditions or facts.conditions:
         _diff_conditions(work, message_id, before_conditions, facts.conditions, at)
     work.touched[message_id] = None
@@ -454,7 +460,7 @@ def _diff_conditions(
                 work.conn,
                 message_id=message_id,
                 kind=kind,
-                origin="projector",
+                origin=ORIGIN_PROJECTOR,
                 detail=detail,
                 now=at.recorded_at,
                 position=at.position,
@@ -462,11 +468,13 @@ def _diff_conditions(
             )
             work.result.opened += 1
         elif before[kind] != detail:
-            m = work.tables.mismatches
-            work.conn.execute(
-                update(m)
-                .where(m.c.subject == message_id, m.c.kind == kind, m.c.status == "open")
-                .values(detail=detail, last_position=at.position)
+            update_detail(
+                work.conn,
+                subject=message_id,
+                kind=kind,
+                detail=detail,
+                position=at.position,
+                table=work.tables.mismatches,
             )
     for kind in before:
         if kind not in after:
@@ -489,26 +497,9 @@ def _resolve(
 
 
 def _apply_acknowledgement(work: _Batch, event: StoredEvent) -> None:
-    """Apply a person's acknowledgement to the same row: the only way a projector-owned
-    row gets acknowledged, live and on replay alike (``acknowledge_mismatch`` only records
-    the event for such rows)."""
-    p = event.payload
-    if p.get("origin") != "projector" or not p.get("subject") or not p.get("kind"):
-        return
-    m = work.tables.mismatches
-    row = work.conn.execute(
-        select(m.c.id, m.c.status).where(
-            m.c.subject == p["subject"],
-            m.c.kind == p["kind"],
-            m.c.first_position == p.get("first_position"),
-        )
-    ).first()
-    if row is None or row.status == ACKNOWLEDGED:
-        return
-    work.conn.execute(
-        update(m)
-        .where(m.c.id == row.id)
-        .values(status=ACKNOWLEDGED, resolved_at=event.occurred_at, note=p.get("note"))
+    """A person's acknowledgement of a projector-owned row, applied in log order."""
+    apply_acknowledgement(
+        work.conn, event.payload, at=event.occurred_at, table=work.tables.mismatches
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from pipeline.db.engine import Database
 from pipeline.eventlog.model import utc_now
+from pipeline.mismatches import replace_rebuilt
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.runner import catch_up, head_position
 from pipeline.projector.store import (
@@ -238,8 +239,7 @@ def _copy(conn: Connection, source: Table, target: Table, skip: tuple[str, ...] 
 def _swap(conn: Connection, shadow: ProjectionTables) -> None:
     conn.execute(delete(LIVE.state))
     _copy(conn, shadow.state, LIVE.state)
-    conn.execute(delete(LIVE.mismatches).where(LIVE.mismatches.c.origin == "projector"))
-    _copy(conn, shadow.mismatches, LIVE.mismatches, skip=("id",))
+    replace_rebuilt(conn, shadow.mismatches, table=LIVE.mismatches)
     conn.execute(delete(LIVE.correlations))
     _copy(conn, shadow.correlations, LIVE.correlations)
     conn.execute(delete(LIVE.held))

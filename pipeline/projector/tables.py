@@ -17,12 +17,22 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    Text,
-    text,
 )
 
-from pipeline.db.tables import BigId, metadata
+from pipeline.db.tables import metadata
 from pipeline.db.types import JSONDocument, Money, UTCDateTime
+
+# The mismatches table lives with the rest of the concept; the projector writes its rows
+# (through ``pipeline.mismatches``) in the same transactions as these tables.
+from pipeline.mismatches.table import mismatches
+
+__all__ = [
+    "message_state",
+    "mismatches",
+    "projector_checkpoints",
+    "projector_correlations",
+    "projector_held",
+]
 
 #: One row per message: what Altegio and finance see.
 message_state = Table(
@@ -58,37 +68,6 @@ message_state = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     # The rest of the fold's state (per-part tracks, reported finals, costs), as JSON.
     Column("fold_state", JSONDocument, nullable=False),
-)
-
-#: Problems found in the data, with a lifecycle: open -> resolved | acknowledged.
-mismatches = Table(
-    "mismatches",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("message_id", String(128), nullable=True),
-    # What the mismatch is about: the message id, or e.g. "carrier:mts:abc" when there is none.
-    Column("subject", String(256), nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("origin", String(16), nullable=False),
-    Column("detail", JSONDocument, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("opened_at", UTCDateTime(), nullable=False),
-    Column("resolved_at", UTCDateTime(), nullable=True),
-    Column("first_position", BigInteger(), nullable=True),
-    Column("last_position", BigInteger(), nullable=True),
-    Column("note", Text(), nullable=True),
-    Index("ix_mismatches_message_id", "message_id"),
-    Index("ix_mismatches_status_kind", "status", "kind"),
-    # At most one open row per (subject, kind).
-    Index(
-        "ix_mismatches_open_subject_kind",
-        "subject",
-        "kind",
-        unique=True,
-        sqlite_where=text("status = 'open'"),
-        postgresql_where=text("status = 'open'"),
-    ),
-    sqlite_autoincrement=True,
 )
 
 #: (carrier, carrier_message_id) -> message_id, from carrier.submitted.

@@ -18,11 +18,12 @@ from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from pipeline.db.times import parse_stored_time
 from pipeline.eventlog.model import MAX_ERROR, UnreadableEvent, describe_error
 from pipeline.mismatches import open_mismatch
+from pipeline.mismatches.kinds import KIND_UNREADABLE_EVENT, ORIGIN_PROJECTOR
 from pipeline.projector.store import CheckpointMoved, ProjectionTables
 
 __all__ = ["KIND", "UnreadableEvent", "describe_error", "is_database_failure", "record_unreadable"]
 
-KIND = "unreadable_event"
+KIND = KIND_UNREADABLE_EVENT
 #: ``opened_at`` of an unreadable first event, when neither it nor the log has a time.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -66,7 +67,7 @@ def record_unreadable(
         message_id=message_id if isinstance(message_id, str) else None,
         subject=f"event:{position}",
         kind=KIND,
-        origin="projector",
+        origin=ORIGIN_PROJECTOR,
         detail=detail,
         now=opened_at,
         position=position,

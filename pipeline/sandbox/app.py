@@ -24,7 +24,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from pipeline.dispatch.urls import mask_token, mask_url
+from pipeline.dispatch.urls import mask_token
+from pipeline.logsafe import mask_url
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.faults import FaultPlan, retry_after_value
 from pipeline.sandbox.recorder import Recorder

@@ -30,7 +30,8 @@ from sqlalchemy import select
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.dispatch import dispatcher as dispatcher_module
-from pipeline.dispatch.dispatcher import LEASE_MARGIN, Dispatcher
+from pipeline.dispatch.delivery import LEASE_MARGIN
+from pipeline.dispatch.dispatcher import Dispatcher
 from pipeline.dispatch.tables import partner_circuits
 from pipeline.eventlog import NewEvent, append
 from pipeline.projector.runner import run_project

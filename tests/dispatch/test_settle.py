@@ -8,17 +8,17 @@ from decimal import Decimal
 
 from pipeline.config import DispatcherSettings
 from pipeline.dispatch.claim import ClaimedItem
-from pipeline.dispatch.outcome import (
+from pipeline.dispatch.outcome import Outcome
+from pipeline.dispatch.payload import StatusPayload
+from pipeline.dispatch.routes import Refusal, Routed
+from pipeline.dispatch.settle import settle, settle_refusal
+from pipeline.mismatches.kinds import (
     KIND_EXPIRED,
     KIND_FORBIDDEN,
     KIND_NOT_FOUND,
     KIND_PARTNER_UNKNOWN,
     KIND_TOKEN_INVALID,
-    Outcome,
 )
-from pipeline.dispatch.payload import StatusPayload
-from pipeline.dispatch.routes import Refusal, Routed
-from pipeline.dispatch.settle import settle, settle_refusal
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 TOKEN = "settle-partner-token-9z"

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline import logsafe
-from pipeline.dispatch.urls import callback_url, check_url, mask_token, mask_url
+from pipeline.dispatch.urls import callback_url, check_url, mask_token
+from pipeline.logsafe import mask_url
 
 ALLOWED = ["app.alteg.io"]
 INSECURE = ["127.0.0.1", "localhost", "::1"]

@@ -1,4 +1,4 @@
-"""Mismatches: problems found in the data, each with a lifecycle a person can follow.
+"""Every write to the ``mismatches`` table: open, refresh, update detail, resolve, acknowledge.
 
 open -> resolved (the cause went away; set by whoever opened it) or acknowledged (a person
 closed it with a note). At most one row per (subject, kind) is open at a time; ``subject``
@@ -10,39 +10,15 @@ opens or resolves atomically with the state change that caused it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, delete, insert, literal, select, update
 
-from pipeline.projector.tables import mismatches
-
-OPEN = "open"
-RESOLVED = "resolved"
-ACKNOWLEDGED = "acknowledged"
-ORIGINS = ("projector", "dispatcher")
-
-
-class MismatchError(ValueError):
-    """A mismatch operation that cannot be done (unknown id, bad origin)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    id: int
-    message_id: str | None
-    subject: str
-    kind: str
-    origin: str
-    detail: dict[str, Any]
-    status: str
-    opened_at: datetime
-    resolved_at: datetime | None
-    first_position: int | None
-    last_position: int | None
-    note: str | None
+from pipeline.mismatches.kinds import ACKNOWLEDGED, OPEN, ORIGIN_PROJECTOR, ORIGINS, RESOLVED
+from pipeline.mismatches.read import MismatchError
+from pipeline.mismatches.table import mismatches
 
 
 def _subject(message_id: str | None, subject: str | None) -> str:
@@ -144,7 +120,7 @@ def acknowledge_mismatch(
         raise MismatchError(f"no mismatch with id {mismatch_id}")
     if row.status != OPEN:
         raise MismatchError(f"mismatch {mismatch_id} is {row.status} already, not open")
-    closed_here = row.origin != "projector"
+    closed_here = row.origin != ORIGIN_PROJECTOR
     if closed_here:
         conn.execute(
             update(mismatches)
@@ -175,58 +151,98 @@ def acknowledge_mismatch(
     return closed_here
 
 
-def open_mismatches(
-    conn: Connection, message_id: str | None = None, kind: str | None = None
-) -> list[Mismatch]:
-    """The open mismatches, optionally for one message and/or one kind, oldest first."""
-    stmt = select(mismatches).where(mismatches.c.status == OPEN)
-    if message_id is not None:
-        stmt = stmt.where(mismatches.c.message_id == message_id)
-    if kind is not None:
-        stmt = stmt.where(mismatches.c.kind == kind)
-    return [row_to_mismatch(r) for r in conn.execute(stmt.order_by(mismatches.c.id))]
-
-
-def list_mismatches(
+def update_detail(
     conn: Connection,
     *,
-    status: str | None = OPEN,
-    kind: str | None = None,
-    message_id: str | None = None,
-    limit: int | None = None,
-) -> list[Mismatch]:
-    """Mismatches by status (None: all), kind and message, oldest first."""
-    stmt = select(mismatches)
-    if status is not None:
-        stmt = stmt.where(mismatches.c.status == status)
-    if kind is not None:
-        stmt = stmt.where(mismatches.c.kind == kind)
-    if message_id is not None:
-        stmt = stmt.where(mismatches.c.message_id == message_id)
-    stmt = stmt.order_by(mismatches.c.id)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [row_to_mismatch(r) for r in conn.execute(stmt)]
-
-
-def mismatches_for(conn: Connection, message_id: str) -> list[Mismatch]:
-    """Every mismatch of a message, whatever its status, oldest first (for ``explain``)."""
-    stmt = select(mismatches).where(mismatches.c.message_id == message_id)
-    return [row_to_mismatch(r) for r in conn.execute(stmt.order_by(mismatches.c.id))]
-
-
-def row_to_mismatch(row: Any) -> Mismatch:
-    return Mismatch(
-        id=int(row.id),
-        message_id=row.message_id,
-        subject=row.subject,
-        kind=row.kind,
-        origin=row.origin,
-        detail=dict(row.detail or {}),
-        status=row.status,
-        opened_at=row.opened_at,
-        resolved_at=row.resolved_at,
-        first_position=row.first_position,
-        last_position=row.last_position,
-        note=row.note,
+    subject: str,
+    kind: str,
+    detail: Mapping[str, Any],
+    position: int,
+    table: Table = mismatches,
+) -> None:
+    """Replace the detail of the open (subject, kind) row: its cause changed, but is still there."""
+    conn.execute(
+        update(table)
+        .where(table.c.subject == subject, table.c.kind == kind, table.c.status == OPEN)
+        .values(detail=dict(detail), last_position=position)
     )
+
+
+def apply_acknowledgement(
+    conn: Connection, payload: Mapping[str, Any], *, at: datetime, table: Table = mismatches
+) -> None:
+    """Close a projector-owned row as a ``mismatch.acknowledged`` event's payload names it.
+
+    The projector calls this when it applies the event, live and on replay alike: it is the
+    only way a projector-owned row gets acknowledged (``acknowledge_mismatch`` only records
+    the event for such rows). The row is found by (subject, kind, first_position), which
+    survive a rebuild where ids do not.
+    """
+    if payload.get("origin") != ORIGIN_PROJECTOR:
+        return
+    if not payload.get("subject") or not payload.get("kind"):
+        return
+    row = conn.execute(
+        select(table.c.id, table.c.status).where(
+            table.c.subject == payload["subject"],
+            table.c.kind == payload["kind"],
+            table.c.first_position == payload.get("first_position"),
+        )
+    ).first()
+    if row is None or row.status == ACKNOWLEDGED:
+        return
+    conn.execute(
+        update(table)
+        .where(table.c.id == row.id)
+        .values(status=ACKNOWLEDGED, resolved_at=at, note=payload.get("note"))
+    )
+
+
+def resolve_for_messages(
+    conn: Connection,
+    message_ids: Sequence[str],
+    *,
+    origin: str,
+    kinds: Sequence[str],
+    now: datetime,
+) -> None:
+    """Resolve every open row of ``origin`` with one of ``kinds`` about these messages.
+
+    Runs for every group of acknowledgements the dispatcher records, and usually none is
+    open at all: one indexed probe spares the lookup by id.
+    """
+    open_any = conn.scalar(
+        select(literal(1))
+        .where(
+            mismatches.c.status == OPEN,
+            mismatches.c.kind.in_(kinds),
+            mismatches.c.origin == origin,
+            mismatches.c.message_id.is_not(None),
+        )
+        .limit(1)
+    )
+    if open_any is None:
+        return
+    still_open = conn.execute(
+        select(mismatches.c.message_id, mismatches.c.kind).where(
+            mismatches.c.message_id.in_(list(message_ids)),
+            mismatches.c.origin == origin,
+            mismatches.c.status == OPEN,
+            mismatches.c.kind.in_(kinds),
+        )
+    ).all()
+    for message_id, kind in still_open:
+        resolve_mismatch(conn, message_id=message_id, kind=kind, now=now)
+
+
+def replace_rebuilt(conn: Connection, rebuilt: Table, *, table: Table = mismatches) -> None:
+    """``replay --rebuild``: the projector's rows become those rebuilt in ``rebuilt`` (a copy
+    of this table the rebuild filled); the dispatcher's rows stay as they are.
+
+    Rows are copied in the rebuild's id order, so the new ids keep the order they were
+    opened in. Runs in the caller's transaction: the swap is all or nothing.
+    """
+    conn.execute(delete(table).where(table.c.origin == ORIGIN_PROJECTOR))
+    names = [c.name for c in table.c if c.name != "id"]
+    query = select(*[rebuilt.c[n] for n in names]).order_by(rebuilt.c.id)
+    conn.execute(insert(table).from_select(names, query))
