@@ -10,8 +10,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pipeline"
 
@@ -78,7 +76,7 @@ def test_db_imports_no_part_above_it() -> None:
     # db/tables.py names every part's table (part_tables()), so it imports their tables.
     found = violations(
         "db",
-        ["eventlog", "projector", "dispatch", "ingest"],
+        ["eventlog", "projector", "dispatch", "ingest", "mismatches"],
         exempt=("pipeline/db/tables.py",),
     )
     assert found == []
@@ -86,32 +84,38 @@ def test_db_imports_no_part_above_it() -> None:
 
 def test_db_tables_imports_only_the_parts_table_modules() -> None:
     names = set(imported_modules(PACKAGE / "db" / "tables.py"))
-    parts = ("projector", "dispatch", "ingest")
+    parts = ("projector", "dispatch", "ingest", "mismatches")
     upper = {n for n in names if any(within(n, p) for p in parts)}
     allowed = {f"pipeline.{p}" for p in parts} | {f"pipeline.{p}.tables" for p in parts}
+    allowed |= {"pipeline.mismatches.table"}
     assert upper <= allowed, sorted(upper - allowed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logsafe still takes mask_url from pipeline.dispatch.urls; drop this mark "
-    "when the masking moves into pipeline.logsafe",
-)
 def test_logsafe_imports_nothing_from_dispatch() -> None:
     assert violations("logsafe", ["dispatch"]) == [], (
         "masking must live in pipeline.logsafe: the log filter may not depend on the dispatcher"
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/mismatches.py still takes its table from pipeline.projector.tables; "
-    "drop this mark when the pipeline/mismatches/ package holds the table",
-)
 def test_mismatches_imports_nothing_from_projector_or_dispatch() -> None:
-    if not modules_of("mismatches"):
-        pytest.fail("pipeline.mismatches (module or package) not found")
+    assert (PACKAGE / "mismatches").is_dir(), "pipeline/mismatches/ holds the mismatch modules"
     assert violations("mismatches", ["projector", "dispatch"]) == [], (
-        "mismatches are a home of their own (pipeline/mismatches.py or pipeline/mismatches/): "
+        "mismatches are a home of their own (pipeline/mismatches/): "
         "the projector and the dispatcher call it, never the other way round"
     )
+
+
+def test_the_pure_dispatch_rules_take_their_types_from_the_model_not_the_sql_modules() -> None:
+    sql = ["dispatch.claim", "dispatch.record", "dispatch.circuits", "dispatch.manage"]
+    sql += ["dispatch.tables", "db"]
+    found = [
+        f"{path.name} imports {name}"
+        for path in (PACKAGE / "dispatch" / f for f in ("model.py", "settle.py", "delivery.py"))
+        for name in imported_modules(path)
+        if any(within(name, layer) for layer in sql) or name.split(".")[0] == "sqlalchemy"
+    ]
+    assert found == []
+
+
+def test_the_group_commit_helper_knows_neither_ingest_nor_dispatch() -> None:
+    assert violations("groupcommit", ["ingest", "dispatch"]) == []

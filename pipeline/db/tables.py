@@ -58,6 +58,7 @@ def part_tables() -> tuple[Table, ...]:
     """
     from pipeline.dispatch import tables as dispatch_tables
     from pipeline.ingest import tables as ingest_tables
+    from pipeline.mismatches import table as mismatch_table
     from pipeline.projector import tables as projector_tables
 
     return (
@@ -66,7 +67,7 @@ def part_tables() -> tuple[Table, ...]:
         dispatch_tables.deliveries,
         dispatch_tables.partner_circuits,
         projector_tables.message_state,
-        projector_tables.mismatches,
+        mismatch_table.mismatches,
         projector_tables.projector_correlations,
         projector_tables.projector_held,
         projector_tables.projector_checkpoints,
