@@ -169,6 +169,7 @@ def render_pyformat(sql: str) -> str:
     return NAMED_PARAMETER.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
 
 
+@lru_cache(maxsize=4)
 def backend_named(name: str) -> Backend:
     """The backend of an engine, by SQLAlchemy's name for it (the one place it is read)."""
     from pipeline.db.postgresql import PostgreSQLBackend
@@ -182,10 +183,7 @@ def backend_named(name: str) -> Backend:
 
 def backend_of(conn: Connection) -> Backend:
     """The backend of the database ``conn`` belongs to."""
-    return _cached_backend(conn.dialect.name)
-
-
-_cached_backend = lru_cache(maxsize=4)(backend_named)
+    return backend_named(conn.dialect.name)
 
 
 def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

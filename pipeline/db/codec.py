@@ -72,7 +72,11 @@ class RowCodec:
 
     def encode(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The driver parameters of one row: every column of the table, by name."""
-        row = {name: values.get(name) for name in self.columns}
+        return self.encode_into({name: values.get(name) for name in self.columns})
+
+    def encode_into(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Encode a row that already names exactly ``columns`` in place (a fresh dict the
+        caller owns: the fast paths spare a copy per row)."""
         for name, encoder in self.encoders:
             value = row[name]
             if value is not None:

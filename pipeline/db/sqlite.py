@@ -22,7 +22,7 @@ from sqlalchemy.types import Integer, TypeDecorator
 
 from pipeline.db.backend import MONEY_SUM_SCALE, Backend, iter_chunks
 from pipeline.db.codec import json_text
-from pipeline.db.times import sqlite_time_text
+from pipeline.times import sqlite_time_text
 
 if TYPE_CHECKING:
     from pipeline.db.engine import Database

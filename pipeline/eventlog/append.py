@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import Connection, select
@@ -62,9 +61,10 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     # queries themselves.
     backend = backend_of(conn)
     before = conn.exec_driver_sql("SELECT max(position) FROM events").scalar() or 0
-    recorded_at = utc_now()
-    codec = _codec(backend)
-    rows = [codec.encode(_values(e, recorded_at)) for e in unique.values()]
+    # One recorded time for the batch, encoded once.
+    recorded_at = backend.bind_time(utc_now())
+    encode = _codec(backend).encode_into
+    rows = [encode(_values(e, recorded_at)) for e in unique.values()]
     # Stored keys are skipped (the backend's ``insert_new``); appends are serialised, so
     # none can be stored between its look and the insert.
     backend.insert_new(conn, events, rows, "dedup_key")
@@ -79,10 +79,11 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     return AppendResult(appended, duplicates)
 
 
-#: The columns an append writes (``position`` is the log's own).
+#: The columns an append encodes per event (``position`` is the log's own; ``recorded_at``
+#: is one value for the whole batch).
 _COLUMNS = (
-    "type", "message_id", "carrier", "carrier_message_id", "occurred_at", "recorded_at",
-    "source", "payload", "dedup_key",
+    "type", "message_id", "carrier", "carrier_message_id", "occurred_at", "source", "payload",
+    "dedup_key",
 )  # fmt: skip
 
 
@@ -91,7 +92,7 @@ def _codec(backend: Backend) -> RowCodec:
     return row_codec(backend, events, _COLUMNS)
 
 
-def _values(e: NewEvent, recorded_at: datetime) -> dict[str, object]:
+def _values(e: NewEvent, recorded_at: object) -> dict[str, object]:
     return {
         "type": e.type,
         "message_id": e.message_id,

@@ -31,6 +31,7 @@ from pipeline.projector.tables import (
     projector_correlations,
     projector_held,
 )
+from pipeline.times import parse_iso_time_text
 
 CHECKPOINT = "message_state"
 IN_CHUNK = 500
@@ -172,7 +173,7 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
         "currency_iso": view.currency_iso,
         "carrier_cost": view.carrier_cost,
         "carrier_cost_currency": view.carrier_cost_currency,
-        "accepted_at": datetime.fromisoformat(accepted.accepted_at) if accepted else None,
+        "accepted_at": parse_iso_time_text(accepted.accepted_at) if accepted else None,
         "last_position": facts.last_position,
         "version": facts.version,
         "payload_hash": payload_hash(payload),
@@ -196,7 +197,8 @@ def save_states(conn: Connection, tables: ProjectionTables, rows: Sequence[dict[
     if not rows:
         return
     backend = backend_of(conn)
-    encoded = _codec(backend, tables.state).encode_all(rows)
+    encode = _codec(backend, tables.state).encode_into
+    encoded = [encode(row) for row in rows]
     backend.upsert(conn, tables.state, encoded, "message_id")
 
 
