@@ -1,6 +1,8 @@
 """Engines for SQLite and PostgreSQL, and the two kinds of transaction smsrecon opens.
 
-Every SQLite-versus-PostgreSQL difference in connection handling lives here.
+Every SQLite-versus-PostgreSQL difference in connection handling lives here; every other
+one is the backend's (``pipeline.db.backend``), chosen here once, when the database is
+opened.
 SQLite writers start with ``BEGIN IMMEDIATE``: a deferred transaction that reads first and
 writes later can fail with SQLITE_BUSY at its first write no matter how long busy_timeout
 is, because SQLite cannot upgrade a read lock while another writer waits. Taking the write
@@ -18,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from pipeline.db.backend import Backend, backend_named
 
 _READONLY = "smsrecon_readonly"
 
@@ -75,6 +79,8 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: Everything that differs between the engines, chosen once for this database.
+        self.backend: Backend = backend_named(engine.dialect.name)
         # SQLite admits one writer at a time. Threads of one process queue on this lock
         # instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms and
         # so wastes most of the time under contention. Other processes still wait in

@@ -4,13 +4,14 @@ Money is a ``Decimal`` stored as canonical text. SQLite has no decimal type (SQL
 ``Numeric`` hands back floats there), and carrier prices carry more decimals than a
 currency's minor unit (Vonage quotes ``0.03330000`` EUR per part), so integer minor units
 would round a carrier's cost. Text keeps every digit on both engines; SQL that sums money
-casts to NUMERIC on PostgreSQL. This is the one money representation everywhere.
+does so through ``Backend.money_sum``, exactly on both. This is the one money
+representation everywhere.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, String
@@ -18,16 +19,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from pipeline.db.times import parse_sqlite_time, sqlite_time_text
+from pipeline.db.backend import backend_named
+from pipeline.db.codec import bind_money, load_money, money_text
+from pipeline.times import parse_sqlite_time
 
-
-def money_text(value: Decimal) -> str:
-    """Canonical text for a Decimal: no exponent, no trailing noise beyond what was given."""
-    if not isinstance(value, Decimal):
-        raise TypeError(f"money must be Decimal, got {type(value).__name__}")
-    if not value.is_finite():
-        raise ValueError(f"money must be finite, got {value}")
-    return format(value, "f")
+__all__ = ["JSONDocument", "Money", "UTCDateTime", "money_text"]
 
 
 class Money(TypeDecorator[Decimal]):
@@ -37,23 +33,14 @@ class Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, float):
-            raise TypeError("money must be Decimal, not float")
-        if isinstance(value, (int, str)):
-            try:
-                value = Decimal(value)
-            except InvalidOperation:
-                raise ValueError(f"not a decimal amount: {value!r}") from None
-        return money_text(value)
+        return None if value is None else bind_money(value)
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
-        return None if value is None else Decimal(value)
+        return None if value is None else load_money(value)
 
 
 class _SQLiteTimeText(SQLITE_DATETIME):
-    """SQLite's DATETIME column, its text written and read by ``pipeline.db.times`` alone."""
+    """SQLite's DATETIME column, its text written and read by ``pipeline.times`` alone."""
 
     def bind_processor(self, dialect: Any) -> None:
         return None
@@ -65,7 +52,7 @@ class _SQLiteTimeText(SQLITE_DATETIME):
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out; naive datetimes are refused rather than guessed.
 
-    On SQLite the text is ``pipeline.db.times``' (every year 1-9999 round-trips, and rows an
+    On SQLite the text is ``pipeline.times``' (every year 1-9999 round-trips, and rows an
     older version wrote with a short year still read back).
     """
 
@@ -82,12 +69,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: every stored time must be timezone-aware UTC")
-        if dialect.name == "sqlite":
-            # Naive UTC text, so that text comparison orders correctly.
-            return sqlite_time_text(value)
-        return value.astimezone(UTC)
+        # The backend's own binding, the one the fast paths use (``pipeline.db.codec``).
+        return backend_named(dialect.name).bind_time(value)
 
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
 from pipeline.dispatch.tables import partner_circuits
 
@@ -46,7 +46,6 @@ def upsert_open(
 
     Failure policy: runs in the caller's transaction with the failed attempt's record.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = {
         "partner": partner,
         "state": "open",
@@ -58,7 +57,7 @@ def upsert_open(
         "last_error": (error or "")[:500] or None,
         "updated_at": now,
     }
-    stmt = dialect.insert(pc).values(values)
+    stmt = backend_of(conn).insert(pc).values(values)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["partner"],

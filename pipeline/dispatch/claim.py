@@ -18,10 +18,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, literal, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
-from pipeline.db.times import sqlite_time_text
 from pipeline.dispatch.model import Claim, ClaimedItem
 from pipeline.dispatch.payload import SENT_TO_PHONE
 from pipeline.dispatch.tables import deliveries, partner_circuits
@@ -72,9 +71,9 @@ def ensure_delivery_rows(conn: Connection, now: datetime) -> None:
         .select_from(ms.outerjoin(d, d.c.message_id == ms.c.message_id))
         .where(ms.c.payload_hash.is_not(None), d.c.message_id.is_(None))
     )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = (
-        dialect.insert(d)
+        backend_of(conn)
+        .insert(d)
         .from_select(["message_id", "state", "attempts", "failures", "updated_at"], source)
         .on_conflict_do_nothing(index_elements=["message_id"])
     )
@@ -107,11 +106,12 @@ def _win_probes(conn: Connection, now: datetime, cooldown: float) -> tuple[set[s
     return open_partners, won
 
 
-#: The lease, one row at a time (SQLite) or for every claimed id at once (PostgreSQL).
+#: The lease, written for each claimed id (``Backend.update_keys``: one row at a time on
+#: SQLite, every id at once on PostgreSQL).
 _LEASE_SQL = (
-    "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_until = ?, "
-    "attempts = attempts + 1, first_pending_at = coalesce(first_pending_at, ?), "
-    "updated_at = ? WHERE message_id = ?"
+    "UPDATE deliveries SET state = 'in_flight', lease_owner = :owner, lease_until = :until, "
+    "attempts = attempts + 1, first_pending_at = coalesce(first_pending_at, :now), "
+    "updated_at = :now"
 )
 
 
@@ -163,20 +163,16 @@ def _claim_rows(
         .order_by(d.c.message_id)
         .limit(limit)
     )
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        due = due.with_for_update(of=d, skip_locked=True)
-    rows = conn.execute(due).all()
+    backend = backend_of(conn)
+    rows = conn.execute(backend.lock_for_claim(due, of=d)).all()
     if not rows:
         return []
-    if postgres:
-        conn.exec_driver_sql(
-            _LEASE_SQL.replace("?", "%s").replace("message_id = %s", "message_id = ANY(%s)"),
-            (owner, lease_until, now, now, [row[0] for row in rows]),
-        )
-    else:
-        until, at = sqlite_time_text(lease_until), sqlite_time_text(now)
-        conn.exec_driver_sql(_LEASE_SQL, [(owner, until, at, at, row[0]) for row in rows])
+    lease = {
+        "owner": owner,
+        "until": backend.bind_time(lease_until),
+        "now": backend.bind_time(now),
+    }
+    backend.update_keys(conn, _LEASE_SQL, lease, "message_id", [row[0] for row in rows])
     return [
         ClaimedItem(
             message_id,

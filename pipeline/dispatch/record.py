@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 
+from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
-from pipeline.db.times import sqlite_time_text
 from pipeline.dispatch.model import Resolution
 from pipeline.dispatch.tables import deliveries
 from pipeline.eventlog import NewEvent, append_in
@@ -93,40 +93,30 @@ def record_in(conn: Connection, owned: Sequence[tuple[str, Resolution]], *, now:
 
 
 #: An acknowledgement by the claim that still owns the lease: everything in one statement,
-#: written once and rendered for each driver below. (While a claim owns the lease no other
-#: claim can have recorded an acknowledgement, so the version guard is only a second line
-#: of defence here.) ``{row}`` qualifies the row's own columns; the other fields are the
-#: acknowledgement's values.
+#: written once; the backend runs it for the whole group as its engine does that fastest.
+#: (While a claim owns the lease no other claim can have recorded an acknowledgement, so the
+#: version guard is only a second line of defence here.) Bare names are the row's columns;
+#: ``:name`` the acknowledgement's values.
 _ACK_OWNED_SET = (
-    "state = 'acknowledged', failures = 0, last_status_code = {status}, "
-    "last_altegio_code = NULL, last_error = NULL, last_attempt_at = {now}, sent_hash = {hash}, "
-    "sent_version = {version}, held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, "
-    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = {now}, "
-    "acked_hash = CASE WHEN {row}acked_version IS NULL OR {row}acked_version <= {version} "
-    "THEN {hash} ELSE {row}acked_hash END, "
-    "acked_at = CASE WHEN {row}acked_version IS NULL OR {row}acked_version <= {version} "
-    "THEN {now} ELSE {row}acked_at END, "
-    "acked_version = CASE WHEN {row}acked_version IS NULL OR {row}acked_version <= {version} "
-    "THEN {version} ELSE {row}acked_version END "
+    "state = 'acknowledged', failures = 0, last_status_code = :http_status, "
+    "last_altegio_code = NULL, last_error = NULL, last_attempt_at = :now, sent_hash = :hash, "
+    "sent_version = :version, held_hash = NULL, held_reason = NULL, next_attempt_at = NULL, "
+    "first_pending_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = :now, "
+    "acked_hash = CASE WHEN acked_version IS NULL OR acked_version <= :version "
+    "THEN :hash ELSE acked_hash END, "
+    "acked_at = CASE WHEN acked_version IS NULL OR acked_version <= :version "
+    "THEN :now ELSE acked_at END, "
+    "acked_version = CASE WHEN acked_version IS NULL OR acked_version <= :version "
+    "THEN :version ELSE acked_version END"
 )
-#: For the driver's executemany, one row per acknowledgement (qmark parameters, in the
-#: order they appear).
-_ACK_OWNED_SQL = (
-    "UPDATE deliveries SET "
-    + _ACK_OWNED_SET.format(status="?", now="?", hash="?", version="?", row="")
-    + "WHERE message_id = ? AND lease_owner = ?"
-)
-#: The same as one statement over arrays: the server runs one UPDATE for the group instead
-#: of one per status.
-_ACK_OWNED_PG_SQL = (
-    "UPDATE deliveries AS d SET "
-    + _ACK_OWNED_SET.format(
-        status="v.http_status", now="%(now)s", hash="v.hash", version="v.version", row="d."
-    )
-    + "FROM unnest(%(ids)s::text[], %(owners)s::text[], %(hashes)s::text[], "
-    "%(versions)s::int[], %(statuses)s::int[]) AS v(message_id, owner, hash, version, "
-    "http_status) WHERE d.message_id = v.message_id AND d.lease_owner = v.owner"
-)
+_ACK_OWNED_WHERE = "message_id = :id AND lease_owner = :owner"
+_ACK_VALUE_TYPES = {
+    "id": "text",
+    "owner": "text",
+    "hash": "text",
+    "version": "int",
+    "http_status": "int",
+}
 #: An acknowledgement whose claim lost its lease still raises the acknowledged payload
 #: (never lowers it) and leaves the rest of the row to the claim that owns it now.
 _ACK_VERSION_SQL = (
@@ -135,75 +125,40 @@ _ACK_VERSION_SQL = (
 )
 
 
-def _driver_sql(conn: Connection, sql: str) -> str:
-    """The qmark SQL above in the driver's own parameter style."""
-    return sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s")
-
-
-def _driver_time(conn: Connection, value: datetime) -> object:
-    """A time as ``UTCDateTime`` binds it (naive UTC text on SQLite)."""
-    if conn.dialect.name == "sqlite":
-        return sqlite_time_text(value)
-    return value
-
-
-def _record_acks_postgres(
-    conn: Connection, acked: Sequence[tuple[str, Resolution]], now: datetime
-) -> int:
-    """``_ACK_OWNED_PG_SQL`` for the group; the number of rows this group's claims owned."""
-    return conn.exec_driver_sql(
-        _ACK_OWNED_PG_SQL,
-        {
-            "now": now,
-            "ids": [r.item.message_id for _, r in acked],
-            "owners": [owner for owner, _ in acked],
-            "hashes": [r.item.payload_hash for _, r in acked],
-            "versions": [r.item.version for _, r in acked],
-            "statuses": [r.outcome.http_status if r.outcome else None for _, r in acked],
-        },
-    ).rowcount
-
-
 def _record_acks(
     conn: Connection, acked: Sequence[tuple[str, Resolution]], *, now: datetime
 ) -> None:
-    """Acknowledgements of the whole group in one statement (SQLite: the driver's
-    executemany; PostgreSQL: one UPDATE over arrays), and one more when a claim lost its
-    lease.
+    """Acknowledgements of the whole group in one statement, and one more when a claim
+    lost its lease.
 
     Written in the driver's own SQL: these run for every status sent, and SQLAlchemy's
     per-row parameter processing cost more than the updates themselves.
     """
-    at = _driver_time(conn, now)
-    if conn.dialect.name == "postgresql":
-        owned = _record_acks_postgres(conn, acked, now)
-    else:
-        owned = conn.exec_driver_sql(
-            _ACK_OWNED_SQL,
-            [
-                (
-                    r.outcome.http_status if r.outcome else None,
-                    at,
-                    r.item.payload_hash,
-                    r.item.version,
-                    at,
-                    r.item.version,
-                    r.item.payload_hash,
-                    r.item.version,
-                    at,
-                    r.item.version,
-                    r.item.version,
-                    r.item.message_id,
-                    owner,
-                )
-                for owner, r in acked
-            ],
-        ).rowcount
+    backend = backend_of(conn)
+    at = backend.bind_time(now)
+    owned = backend.update_many(
+        conn,
+        "deliveries",
+        set_sql=_ACK_OWNED_SET,
+        where_sql=_ACK_OWNED_WHERE,
+        rows=[
+            {
+                "id": r.item.message_id,
+                "owner": owner,
+                "hash": r.item.payload_hash,
+                "version": r.item.version,
+                "http_status": r.outcome.http_status if r.outcome else None,
+            }
+            for owner, r in acked
+        ],
+        array_types=_ACK_VALUE_TYPES,
+        shared={"now": at},
+    )
     if owned != len(acked):
         # Some claim lost its lease (or the driver does not sum rowcounts): raise the
         # acknowledged payload for all of them; for rows just written this changes nothing.
         conn.exec_driver_sql(
-            _driver_sql(conn, _ACK_VERSION_SQL),
+            backend.qmark_sql(_ACK_VERSION_SQL),
             [
                 (r.item.payload_hash, r.item.version, at, r.item.message_id, r.item.version)
                 for _, r in acked
@@ -300,15 +255,17 @@ def open_circuit(conn: Connection, partner: str, res: Resolution, *, now: dateti
 
 #: Runs after every group with acknowledgements, so written for the driver directly.
 _CLOSE_CIRCUIT_SQL = (
-    "UPDATE partner_circuits SET state = 'closed', closed_at = ?, probe_at = NULL, "
-    "updated_at = ? WHERE partner = ? AND state = 'open' RETURNING reason"
+    "UPDATE partner_circuits SET state = 'closed', closed_at = :now, probe_at = NULL, "
+    "updated_at = :now WHERE partner = :partner AND state = 'open' RETURNING reason"
 )
 
 
 def close_circuit(conn: Connection, partner: str, *, now: datetime) -> None:
     """An acknowledgement for the partner proves its token and URL: close an open circuit."""
-    at = _driver_time(conn, now)
-    closed = conn.exec_driver_sql(_driver_sql(conn, _CLOSE_CIRCUIT_SQL), (at, at, partner)).all()
+    backend = backend_of(conn)
+    closed = conn.exec_driver_sql(
+        backend.driver_sql(_CLOSE_CIRCUIT_SQL), {"now": backend.bind_time(now), "partner": partner}
+    ).all()
     for (reason,) in closed:
         resolve_mismatch(
             conn, message_id=None, subject=partner_subject(partner), kind=reason, now=now

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import Connection, select
 
+from pipeline.db.backend import Backend, backend_of
+from pipeline.db.codec import RowCodec, row_codec
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
-from pipeline.db.times import sqlite_time_text
 from pipeline.eventlog.model import NewEvent, utc_now
 from pipeline.eventlog.ordering import serialise_appends
 
@@ -59,28 +59,17 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     # Plain SQL through the driver: these run once per transaction on the ingest hot path,
     # where SQLAlchemy's statement compilation and result processing cost more than the
     # queries themselves.
+    backend = backend_of(conn)
     before = conn.exec_driver_sql("SELECT max(position) FROM events").scalar() or 0
-    sqlite = conn.dialect.name == "sqlite"
-    recorded_at: object = utc_now()
-    if sqlite:
-        # SQLite's log refuses any insert of a stored key (migration 0005: that is how it
-        # stops REPLACE), so stored keys are left out here; appends are serialised, so
-        # none can be stored between this look and the insert.
-        stored_already = _stored_keys_sqlite(conn, list(unique))
-        recorded_at = sqlite_time_text(recorded_at)  # type: ignore[arg-type]
-        rows = [
-            _row_for_sqlite(e, recorded_at)
-            for key, e in unique.items()
-            if key not in stored_already
-        ]
-    else:
-        rows = [_row_for_postgres(e, recorded_at) for e in unique.values()]
-    if rows:
-        conn.exec_driver_sql(_insert_sql(conn.dialect.name), rows)
-    read_back = "SELECT dedup_key, position FROM events WHERE position > " + (
-        "?" if sqlite else "%s"
-    )
-    stored = dict(conn.exec_driver_sql(read_back, (before,)).all())
+    # One recorded time for the batch, encoded once.
+    recorded_at = backend.bind_time(utc_now())
+    encode = _codec(backend).encode_into
+    rows = [encode(_values(e, recorded_at)) for e in unique.values()]
+    # Stored keys are skipped (the backend's ``insert_new``); appends are serialised, so
+    # none can be stored between its look and the insert.
+    backend.insert_new(conn, events, rows, "dedup_key")
+    read_back = backend.driver_sql("SELECT dedup_key, position FROM events WHERE position > :p")
+    stored = dict(conn.exec_driver_sql(read_back, {"p": before}).all())
     appended = []
     for key, event in unique.items():
         if key in stored:
@@ -90,65 +79,31 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     return AppendResult(appended, duplicates)
 
 
+#: The columns an append encodes per event (``position`` is the log's own; ``recorded_at``
+#: is one value for the whole batch).
 _COLUMNS = (
-    "type, message_id, carrier, carrier_message_id, occurred_at, recorded_at, source, "
-    "payload, dedup_key"
-)
+    "type", "message_id", "carrier", "carrier_message_id", "occurred_at", "source", "payload",
+    "dedup_key",
+)  # fmt: skip
 
 
 @lru_cache(maxsize=2)
-def _insert_sql(dialect: str) -> str:
-    if dialect == "sqlite":
-        values = ", ".join(["?"] * 9)
-    else:
-        values = "%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s"
-    return f"INSERT INTO events ({_COLUMNS}) VALUES ({values}) ON CONFLICT (dedup_key) DO NOTHING"
+def _codec(backend: Backend) -> RowCodec:
+    return row_codec(backend, events, _COLUMNS)
 
 
-#: Keys per ``IN (...)`` lookup, well under SQLite's limit on bound parameters.
-_KEYS_PER_LOOKUP = 500
-
-
-def _stored_keys_sqlite(conn: Connection, keys: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(keys), _KEYS_PER_LOOKUP):
-        chunk = keys[start : start + _KEYS_PER_LOOKUP]
-        marks = ", ".join(["?"] * len(chunk))
-        sql = f"SELECT dedup_key FROM events WHERE dedup_key IN ({marks})"
-        found.update(key for (key,) in conn.exec_driver_sql(sql, tuple(chunk)))
-    return found
-
-
-def _row_for_sqlite(e: NewEvent, recorded_at: object) -> tuple[object, ...]:
-    return (
-        e.type,
-        e.message_id,
-        e.carrier,
-        e.carrier_message_id,
-        sqlite_time_text(e.occurred_at),
-        recorded_at,
-        e.source,
-        _dumps(e.payload),
-        e.dedup_key,
-    )
-
-
-def _row_for_postgres(e: NewEvent, recorded_at: object) -> tuple[object, ...]:
-    return (
-        e.type,
-        e.message_id,
-        e.carrier,
-        e.carrier_message_id,
-        e.occurred_at,
-        recorded_at,
-        e.source,
-        _dumps(e.payload),
-        e.dedup_key,
-    )
-
-
-def _dumps(payload: dict[str, object]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+def _values(e: NewEvent, recorded_at: object) -> dict[str, object]:
+    return {
+        "type": e.type,
+        "message_id": e.message_id,
+        "carrier": e.carrier,
+        "carrier_message_id": e.carrier_message_id,
+        "occurred_at": e.occurred_at,
+        "recorded_at": recorded_at,
+        "source": e.source,
+        "payload": e.payload,
+        "dedup_key": e.dedup_key,
+    }
 
 
 def existing_keys(conn: Connection, keys: Sequence[str]) -> set[str]:

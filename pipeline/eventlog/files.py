@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.eventlog.model import EventError, NewEvent
+from pipeline.times import parse_rfc3339_text
 
 ALLOWED = {
     "type",
@@ -32,7 +33,7 @@ def parse_rfc3339(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise EventError(f"{field}: must be an RFC 3339 string")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = parse_rfc3339_text(value)
     except ValueError:
         raise EventError(f"{field}: not an RFC 3339 time: {value!r}") from None
     if parsed.tzinfo is None:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pipeline.times import display_time_text, iso_time_text
+
 MAX_TYPE = 64
 
 #: Every event type smsrecon writes or reads (docs/events.md). The log refuses others: an
@@ -84,7 +86,7 @@ def _convert(value: Any, path: str) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise EventError(f"{path}: naive datetime")
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return display_time_text(value)
     if isinstance(value, dict):
         return to_json_value(dict(value), path)
     if isinstance(value, (list, tuple)):
@@ -143,7 +145,7 @@ def derive_dedup_key(event: NewEvent) -> str:
             event.message_id,
             event.carrier,
             event.carrier_message_id,
-            event.occurred_at.astimezone(UTC).isoformat(),
+            iso_time_text(event.occurred_at),
             event.payload,
         ],
         sort_keys=True,

@@ -12,12 +12,13 @@ throughput high. On SQLite, ``BEGIN IMMEDIATE`` already serialises writers.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-#: Arbitrary but fixed: "smsr" in ASCII.
-APPEND_LOCK_KEY = 0x736D7372
+from pipeline.db.backend import APPEND_LOCK_KEY, backend_of
+
+__all__ = ["APPEND_LOCK_KEY", "serialise_appends"]
 
 
 def serialise_appends(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+    """Take the append lock of ``conn``'s backend (see ``Backend.serialise_appends``)."""
+    backend_of(conn).serialise_appends(conn)

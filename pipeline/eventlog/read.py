@@ -20,8 +20,8 @@ from sqlalchemy.exc import DataError
 
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
-from pipeline.db.times import parse_stored_time
 from pipeline.eventlog.model import StoredEvent, UnreadableEvent, describe_error
+from pipeline.times import parse_stored_time
 
 #: What a row that cannot be decoded raises from a typed query: a time the column type
 #: cannot parse (SQLite), one the driver cannot load (PostgreSQL ``infinity``, BC, year

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
@@ -27,10 +27,5 @@ def log_stats(db: Database) -> LogStats:
             conn.execute(select(events.c.type, func.count()).group_by(events.c.type)).all()
         )
         last = conn.scalar(select(func.max(events.c.position))) or 0
-        if db.is_postgres:
-            size = conn.scalar(text("SELECT pg_database_size(current_database())"))
-        else:
-            pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
-            page_size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
-            size = pages * page_size
-    return LogStats(by_type, int(last), int(size or 0))
+        size = db.backend.database_size(conn)
+    return LogStats(by_type, int(last), size)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -34,6 +33,7 @@ from pipeline.mismatches.kinds import (
     KIND_REFUSED_THEN_DELIVERED,
 )
 from pipeline.projector.message import Cost, MessageFacts
+from pipeline.times import parse_iso_time_text
 
 WHOLE = "message"
 
@@ -100,7 +100,7 @@ class FoldRules:
                 channel=channel,
                 dispatch_type=dispatch_type,
                 phone=phone,
-                accepted_at=datetime.fromisoformat(at),
+                accepted_at=parse_iso_time_text(at),
             )
         return self._memo[key]
 

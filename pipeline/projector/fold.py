@@ -7,7 +7,6 @@ facts, calls this, and writes the result; nothing here reads a clock, a database
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +14,7 @@ from pipeline.domain.status import KNOWN_STATUSES, Stamp, Track, report_status
 from pipeline.eventlog import StoredEvent
 from pipeline.projector.derive import FoldRules, MessageView, derive_view, visible
 from pipeline.projector.message import Accepted, Cost, MessageFacts, Submission
+from pipeline.times import fold_time_text, iso_time_text, parse_fold_time_text
 
 #: Event types that change a message's facts; others (dispatch.*, mismatch.*) do not.
 MESSAGE_EVENTS = frozenset(
@@ -38,19 +38,9 @@ class FoldError(ValueError):
     """An event whose payload no fold can apply (the projector skips it as unreadable)."""
 
 
-def time_text(value: datetime) -> str:
-    """Fixed-width UTC text, so that string order is time order.
-
-    ``isoformat`` with a fixed ``timespec`` is the C fast path (``strftime`` costs several
-    times more, and this runs for every folded event).
-    """
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def parse_time_text(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+#: The fold's stamps and timers are ``pipeline.times``' fold text.
+time_text = fold_time_text
+parse_time_text = parse_fold_time_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +117,7 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
                 free=bool(payload.get("free", False)),
                 text=_text(payload, "text"),
                 parts=_int(payload.get("parts")),
-                accepted_at=event.occurred_at.astimezone(UTC).isoformat(),
+                accepted_at=iso_time_text(event.occurred_at),
                 position=event.position,
             )
         return

@@ -7,30 +7,21 @@ session and the lock goes with it, so a crash never leaves the projection locked
 SQLite: a file lock (``filelock``) on ``<database file>.projector.lock`` beside the database.
 The operating system releases it when the process dies, for the same reason.
 
-The lock decides who projects; the checkpoint's compare-and-set is the second line of
-defence should two projectors ever run at once (the later commit is refused).
+Both are the backend's (``Backend.projector_lock``). The lock decides who projects; the
+checkpoint's compare-and-set is the second line of defence should two projectors ever run
+at once (the later commit is refused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from filelock import FileLock, Timeout
-from sqlalchemy import text
-
+from pipeline.db.backend import PROJECTOR_LOCK_KEY
 from pipeline.db.engine import Database
+from pipeline.db.sqlite import lock_file_for
 
-#: "smsp" in ASCII: distinct from the append lock ("smsr").
-PROJECTOR_LOCK_KEY = 0x736D7370
-
-
-def lock_file_for(db: Database) -> Path:
-    database = db.engine.url.database
-    if not database or database == ":memory:":
-        raise ValueError("the projector lock needs an SQLite database file, not :memory:")
-    return Path(f"{database}.projector.lock")
+__all__ = ["PROJECTOR_LOCK_KEY", "lock_file_for", "projector_lock"]
 
 
 @contextmanager
@@ -39,31 +30,5 @@ def projector_lock(db: Database, *, wait: bool = False) -> Iterator[bool]:
 
     With ``wait`` it blocks until the lock is free instead of yielding False.
     """
-    if db.is_postgres:
-        with db.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            if wait:
-                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": PROJECTOR_LOCK_KEY})
-                got = True
-            else:
-                got = bool(
-                    conn.execute(
-                        text("SELECT pg_try_advisory_lock(:k)"), {"k": PROJECTOR_LOCK_KEY}
-                    ).scalar()
-                )
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PROJECTOR_LOCK_KEY})
-        return
-    lock = FileLock(str(lock_file_for(db)))
-    try:
-        lock.acquire(timeout=-1 if wait else 0)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+    with db.backend.projector_lock(db, wait=wait) as got:
+        yield got

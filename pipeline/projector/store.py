@@ -7,18 +7,17 @@ All of them take a ``ProjectionTables``: the live tables, or a shadow set that
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from pipeline.db.backend import Backend, backend_of
+from pipeline.db.codec import RowCodec, row_codec
 from pipeline.db.tables import events
-from pipeline.db.times import sqlite_time_text
-from pipeline.db.types import money_text
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import UnreadableEvent
 from pipeline.eventlog.read import read_rows_leniently, row_to_event
@@ -32,6 +31,7 @@ from pipeline.projector.tables import (
     projector_correlations,
     projector_held,
 )
+from pipeline.times import parse_iso_time_text
 
 CHECKPOINT = "message_state"
 IN_CHUNK = 500
@@ -78,11 +78,6 @@ def shadow_tables() -> ProjectionTables:
     )
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 # -- checkpoint ---------------------------------------------------------------------------
 
 
@@ -95,7 +90,8 @@ def read_checkpoint(conn: Connection, tables: ProjectionTables) -> tuple[int, da
     from pipeline.eventlog.model import utc_now
 
     conn.execute(
-        _insert(conn, cp)
+        backend_of(conn)
+        .insert(cp)
         .values(name=CHECKPOINT, position=0, clock=None, updated_at=utc_now())
         .on_conflict_do_nothing(index_elements=["name"])
     )
@@ -154,94 +150,56 @@ def load_facts(
     return out
 
 
-#: message_state's columns in the order ``state_row`` gives its values.
-STATE_COLUMNS = (
-    "message_id", "partner", "phone", "channel", "dispatch_type", "delivery_callback_url",
-    "free", "carrier", "carrier_message_id", "status", "status_at", "is_final", "parts_amount",
-    "parts_source", "payment_sum", "currency_iso", "carrier_cost", "carrier_cost_currency",
-    "accepted_at", "last_position", "version", "payload_hash", "updated_at", "fold_state",
-)  # fmt: skip
-
-
-def state_row(facts: MessageFacts, view: MessageView) -> tuple[Any, ...]:
-    """The message_state row of one message, as Python values in ``STATE_COLUMNS`` order."""
+def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
+    """The message_state row of one message, as Python values by column name."""
     accepted = facts.accepted
     payload = facts.payload or view.payload
-    return (
-        facts.message_id,
-        accepted.partner if accepted else None,
-        accepted.phone if accepted else None,
-        accepted.channel if accepted else None,
-        accepted.dispatch_type if accepted else None,
-        accepted.delivery_callback_url if accepted else None,
-        bool(accepted.free) if accepted else False,
-        view.carrier,
-        view.carrier_message_id,
-        view.status,
-        parse_time_text(view.status_at) if view.status_at else None,
-        view.is_final,
-        view.parts_amount,
-        view.parts_source,
-        view.payment_sum,
-        view.currency_iso,
-        view.carrier_cost,
-        view.carrier_cost_currency,
-        datetime.fromisoformat(accepted.accepted_at) if accepted else None,
-        facts.last_position,
-        facts.version,
-        payload_hash(payload),
-        facts.updated_at,
-        facts.to_json(),
-    )
+    return {
+        "message_id": facts.message_id,
+        "partner": accepted.partner if accepted else None,
+        "phone": accepted.phone if accepted else None,
+        "channel": accepted.channel if accepted else None,
+        "dispatch_type": accepted.dispatch_type if accepted else None,
+        "delivery_callback_url": accepted.delivery_callback_url if accepted else None,
+        "free": bool(accepted.free) if accepted else False,
+        "carrier": view.carrier,
+        "carrier_message_id": view.carrier_message_id,
+        "status": view.status,
+        "status_at": parse_time_text(view.status_at) if view.status_at else None,
+        "is_final": view.is_final,
+        "parts_amount": view.parts_amount,
+        "parts_source": view.parts_source,
+        "payment_sum": view.payment_sum,
+        "currency_iso": view.currency_iso,
+        "carrier_cost": view.carrier_cost,
+        "carrier_cost_currency": view.carrier_cost_currency,
+        "accepted_at": parse_iso_time_text(accepted.accepted_at) if accepted else None,
+        "last_position": facts.last_position,
+        "version": facts.version,
+        "payload_hash": payload_hash(payload),
+        "updated_at": facts.updated_at,
+        "fold_state": facts.to_json(),
+    }
 
 
-_TIMES = tuple(STATE_COLUMNS.index(c) for c in ("status_at", "accepted_at", "updated_at"))
-_MONEY = tuple(STATE_COLUMNS.index(c) for c in ("payment_sum", "carrier_cost"))
+@lru_cache(maxsize=8)
+def _codec(backend: Backend, table: Table) -> RowCodec:
+    return row_codec(backend, table)
 
 
-def _driver_values(row: tuple[Any, ...], postgres: bool) -> tuple[Any, ...]:
-    """What the column types would bind (Money as text, UTC times, JSON), done by hand."""
-    out = list(row)
-    for i in _MONEY:
-        if out[i] is not None:
-            out[i] = money_text(out[i])
-    if not postgres:
-        for i in _TIMES:
-            value = out[i]
-            if value is not None:
-                out[i] = sqlite_time_text(value)
-    out[-1] = _jsonb(out[-1]) if postgres else json.dumps(out[-1], separators=(",", ":"))
-    return tuple(out)
-
-
-def _jsonb(value: Any) -> Any:
-    from psycopg.types.json import Jsonb
-
-    return Jsonb(value)
-
-
-def save_states(conn: Connection, tables: ProjectionTables, rows: Sequence[tuple]) -> None:
+def save_states(conn: Connection, tables: ProjectionTables, rows: Sequence[dict[str, Any]]) -> None:
     """Upsert the rows in one driver ``executemany`` (INSERT ... ON CONFLICT DO UPDATE).
 
     Through the driver because SQLAlchemy's per-row parameter processing cost more than
-    deriving the row; ``_driver_values`` binds exactly what the column types would.
+    deriving the row; the table's codec (``pipeline.db.codec``) binds exactly what the
+    column types would.
     """
     if not rows:
         return
-    postgres = conn.dialect.name == "postgresql"
-    mark = "%s" if postgres else "?"
-    names = ", ".join(STATE_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
-    sql = (
-        f"INSERT INTO {tables.state.name} ({names}) "
-        f"VALUES ({', '.join([mark] * len(STATE_COLUMNS))}) "
-        f"ON CONFLICT (message_id) DO UPDATE SET {updates}"
-    )
-    cursor = conn.connection.cursor()
-    try:
-        cursor.executemany(sql, [_driver_values(row, postgres) for row in rows])
-    finally:
-        cursor.close()
+    backend = backend_of(conn)
+    encode = _codec(backend, tables.state).encode_into
+    encoded = [encode(row) for row in rows]
+    backend.upsert(conn, tables.state, encoded, "message_id")
 
 
 # -- correlations and held reports --------------------------------------------------------
@@ -279,8 +237,10 @@ def _by_carrier(pairs: Iterable[tuple[str, str]]) -> Iterable[tuple[str, list[st
 
 def save_correlations(conn: Connection, tables: ProjectionTables, rows: Sequence[dict]) -> None:
     if rows:
-        stmt = _insert(conn, tables.correlations).on_conflict_do_nothing(
-            index_elements=["carrier", "carrier_message_id"]
+        stmt = (
+            backend_of(conn)
+            .insert(tables.correlations)
+            .on_conflict_do_nothing(index_elements=["carrier", "carrier_message_id"])
         )
         conn.execute(stmt, list(rows))
 
@@ -341,54 +301,40 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
 
     The same gap-free query as ``pipeline.eventlog.read_in`` (see its module), but through
     the driver's own cursor: SQLAlchemy's per-row result processing cost more than folding
-    the row. Times come back tz-aware UTC and the payload decoded, exactly as ``read_in``
-    gives them. A batch with a row in another form (a time with an offset of its own, a
-    short year an older version wrote) or one no reader can decode is read again by
+    the row, so the projector keeps this reader of its own; it decodes with the backend's
+    own loaders (``Backend.load_time``/``load_json``), the ones the column types mirror.
+    Times come back tz-aware UTC and the payload decoded, exactly as ``read_in`` gives
+    them. A batch with a row in another form (a time with an offset of its own, a short
+    year an older version wrote) or one no reader can decode is read again by
     ``read_rows_leniently``, the latter as an ``UnreadableEvent``.
     """
-    postgres = conn.dialect.name == "postgresql"
-    mark = "%s" if postgres else "?"
+    backend = backend_of(conn)
     cursor = conn.connection.cursor()
     try:
         cursor.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > {mark} "
-            f"ORDER BY position LIMIT {mark}",
-            (after, limit),
+            backend.driver_sql(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > :after "
+                "ORDER BY position LIMIT :limit"
+            ),
+            {"after": after, "limit": limit},
         )
         rows = cursor.fetchall()
-    except conn.dialect.loaded_dbapi.DataError:  # a time the driver cannot load
+    except backend.driver_errors(conn):  # a time the driver cannot load
         rows = None
     finally:
         cursor.close()
     if rows is not None:
+        time, loads = backend.load_time, backend.load_json
         try:
-            if postgres:
-                out = [
-                    StoredEvent(p, t, m, c, cm, _utc(o), _utc(r), s, d, k)
-                    for p, t, m, c, cm, o, r, s, d, k in rows
-                ]
-            else:
-                loads = json.loads
-                # SQLite holds naive UTC text (see ``UTCDateTime``): stating the offset in
-                # the text parses straight to an aware UTC time, several times cheaper
-                # than ``replace``.
-                out = [
-                    StoredEvent(p, t, m, c, cm, _PARSE(o + _UTC), _PARSE(r + _UTC), s, loads(d), k)
-                    for p, t, m, c, cm, o, r, s, d, k in rows
-                ]
+            out = [
+                StoredEvent(p, t, m, c, cm, time(o), time(r), s, loads(d), k)
+                for p, t, m, c, cm, o, r, s, d, k in rows
+            ]
             if all(type(e.payload) is dict for e in out):
                 return out
         except (TypeError, ValueError):
             pass
     return read_rows_leniently(conn, events.c.position > after, limit=limit)
-
-
-_PARSE = datetime.fromisoformat
-_UTC = "+00:00"
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def events_at(conn: Connection, positions: Sequence[int]) -> list[StoredEvent]:

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 
-from pipeline.db.times import parse_stored_time
 from pipeline.eventlog.model import MAX_ERROR, UnreadableEvent, describe_error
 from pipeline.mismatches import open_mismatch
 from pipeline.mismatches.kinds import KIND_UNREADABLE_EVENT, ORIGIN_PROJECTOR
 from pipeline.projector.store import CheckpointMoved, ProjectionTables
+from pipeline.times import parse_stored_time
 
 __all__ = ["KIND", "UnreadableEvent", "describe_error", "is_database_failure", "record_unreadable"]
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 
 from pipeline.db.engine import Database
-from pipeline.db.times import parse_sqlite_time, sqlite_time_text
 from pipeline.eventlog import NewEvent, append, read
 from pipeline.projector.store import read_events
+from pipeline.times import parse_sqlite_time, sqlite_time_text
 
 YEARS = [1, 9, 99, 999, 1000, 1999, 2026, 9999]
 

@@ -1,0 +1,191 @@
+"""The backend seam: every way SQLite and PostgreSQL differ, behind one interface.
+
+As in pyeventsourcing's persistence module, the rest of the pipeline writes against an
+abstract ``Backend`` and one implementation per engine (``pipeline.db.sqlite``,
+``pipeline.db.postgresql``) is chosen once, when the database is opened
+(``Database.backend``; ``backend_of(conn)`` for code that holds only a connection). No
+module outside ``pipeline/db/`` asks which engine it is talking to.
+
+Statements are written once with named parameters (``:name``); ``driver_sql`` renders them
+in the driver's own style for the fast paths that bypass SQLAlchemy's compiler.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import Connection, Select, Table
+from sqlalchemy.sql.elements import ColumnElement
+
+if TYPE_CHECKING:
+    from pipeline.db.engine import Database
+
+#: Arbitrary but fixed: "smsr" in ASCII. Serialises appends to the log.
+APPEND_LOCK_KEY = 0x736D7372
+#: "smsp" in ASCII: distinct from the append lock. One projector per database.
+PROJECTOR_LOCK_KEY = 0x736D7370
+
+#: Decimal places the exact money sum keeps (carrier prices are quoted to 8).
+MONEY_SUM_SCALE = 8
+
+#: A ``:name`` parameter (not a ``::type`` cast).
+NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class Backend(ABC):
+    """What differs between the engines; one instance per engine, without state."""
+
+    #: SQLAlchemy's name for the engine.
+    name: ClassVar[str]
+
+    # -- parameters and binding -------------------------------------------------------
+
+    @abstractmethod
+    def driver_sql(self, sql: str) -> str:
+        """A statement written with ``:name`` parameters in the driver's own style."""
+
+    @abstractmethod
+    def qmark_sql(self, sql: str) -> str:
+        """A statement written with ``?`` parameters in the driver's positional style."""
+
+    @abstractmethod
+    def bind_time(self, value: datetime) -> Any:
+        """An aware time as a time column binds it; ValueError for a naive one."""
+
+    @abstractmethod
+    def bind_json(self, value: Any) -> Any:
+        """A JSON document as a JSON column binds it."""
+
+    @abstractmethod
+    def load_time(self, value: Any) -> datetime:
+        """A time column's value as the driver hands it over, as an aware UTC time; a
+        value in any other form than the one this backend writes raises ValueError."""
+
+    @abstractmethod
+    def load_json(self, value: Any) -> Any:
+        """A JSON column's value as the driver hands it over, decoded."""
+
+    # -- bulk writes ------------------------------------------------------------------
+
+    @abstractmethod
+    def insert(self, table: Table) -> Any:
+        """The engine's INSERT construct (it has ``on_conflict_do_nothing/_update``)."""
+
+    @abstractmethod
+    def insert_new(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+    ) -> None:
+        """Insert the encoded ``rows`` (one driver executemany) except those whose ``key``
+        is already stored, which are skipped without error."""
+
+    def upsert(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+    ) -> None:
+        """Insert the encoded ``rows``, or overwrite every other column of a stored row
+        with the same ``key`` (``INSERT ... ON CONFLICT DO UPDATE``, one executemany)."""
+        if not rows:
+            return
+        names = list(rows[0])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c != key)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + c for c in names)}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.driver_sql(sql), list(rows))
+        finally:
+            cursor.close()
+
+    @abstractmethod
+    def update_many(
+        self,
+        conn: Connection,
+        table: str,
+        *,
+        set_sql: str,
+        where_sql: str,
+        rows: Sequence[Mapping[str, Any]],
+        array_types: Mapping[str, str],
+        shared: Mapping[str, Any] | None = None,
+    ) -> int:
+        """One UPDATE per row of ``rows`` as the engine runs it fastest; rows changed.
+
+        ``set_sql`` and ``where_sql`` name per-row values (the keys of ``array_types``,
+        with their SQL types) and ``shared`` values as ``:name``; the table's columns are
+        named bare and must not share a name with a parameter.
+        """
+
+    @abstractmethod
+    def update_keys(
+        self, conn: Connection, sql: str, params: Mapping[str, Any], column: str, keys: list[Any]
+    ) -> None:
+        """Run ``sql`` (an UPDATE without WHERE, ``:name`` parameters) for the rows whose
+        ``column`` is one of ``keys``."""
+
+    # -- concurrency ------------------------------------------------------------------
+
+    @abstractmethod
+    def serialise_appends(self, conn: Connection) -> None:
+        """Make this write transaction the only one appending until it ends."""
+
+    @abstractmethod
+    def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:
+        """Yield True while this process holds the projector lock, False if another does."""
+
+    @abstractmethod
+    def lock_for_claim(self, stmt: Select[Any], of: Table) -> Select[Any]:
+        """``stmt`` made to lock the rows of ``of`` it selects, skipping rows another
+        transaction holds (within the claim's write transaction)."""
+
+    # -- reading ----------------------------------------------------------------------
+
+    @abstractmethod
+    def database_size(self, conn: Connection) -> int:
+        """Bytes the database takes on disk."""
+
+    @abstractmethod
+    def money_sum(self, column: Any, scale: int = MONEY_SUM_SCALE) -> ColumnElement[Any]:
+        """``SUM`` of a money column, exact (a ``Decimal``; None over no rows).
+
+        Amounts are summed to ``scale`` decimal places; digits beyond it are dropped.
+        """
+
+    def driver_errors(self, conn: Connection) -> tuple[type[BaseException], ...]:
+        """What the driver raises for a stored value it cannot load."""
+        return (conn.dialect.loaded_dbapi.DataError,)
+
+
+@lru_cache(maxsize=256)
+def render_pyformat(sql: str) -> str:
+    """``:name`` → ``%(name)s`` (``::type`` casts untouched)."""
+    return NAMED_PARAMETER.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
+
+
+@lru_cache(maxsize=4)
+def backend_named(name: str) -> Backend:
+    """The backend of an engine, by SQLAlchemy's name for it (the one place it is read)."""
+    from pipeline.db.postgresql import PostgreSQLBackend
+    from pipeline.db.sqlite import SQLiteBackend
+
+    for backend in (SQLiteBackend.instance, PostgreSQLBackend.instance):
+        if backend.name == name:
+            return backend
+    raise ValueError(f"unsupported database {name!r} (sqlite or postgresql)")
+
+
+def backend_of(conn: Connection) -> Backend:
+    """The backend of the database ``conn`` belongs to."""
+    return backend_named(conn.dialect.name)
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

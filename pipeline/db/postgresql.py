@@ -1,0 +1,156 @@
+"""The PostgreSQL backend: advisory locks, ``SKIP LOCKED`` claims, arrays, NUMERIC sums.
+
+Concurrent transactions take sequence values in one order and commit in another, so
+appends are serialised by a transaction-scoped advisory lock taken before a position is
+allocated (see ``pipeline.eventlog.ordering``). The projector's lock is a session-level
+advisory lock on a connection of its own: if the process dies, the server ends the session
+and the lock goes with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import Connection, Numeric, Select, Table, cast, func, text, type_coerce
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ColumnElement
+
+from pipeline.db.backend import (
+    APPEND_LOCK_KEY,
+    MONEY_SUM_SCALE,
+    NAMED_PARAMETER,
+    PROJECTOR_LOCK_KEY,
+    Backend,
+    render_pyformat,
+)
+
+if TYPE_CHECKING:
+    from pipeline.db.engine import Database
+
+
+class PostgreSQLBackend(Backend):
+    name: ClassVar[str] = "postgresql"
+    instance: ClassVar[PostgreSQLBackend]
+
+    def driver_sql(self, sql: str) -> str:
+        return render_pyformat(sql)
+
+    def qmark_sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def bind_time(self, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: every stored time must be timezone-aware UTC")
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+    def bind_json(self, value: Any) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value)
+
+    def load_time(self, value: Any) -> datetime:
+        if type(value) is not datetime:
+            raise ValueError(f"not a loaded time: a {type(value).__name__}")
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+    def load_json(self, value: Any) -> Any:
+        return value  # psycopg decodes JSONB itself
+
+    def insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+    def insert_new(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+    ) -> None:
+        if not rows:
+            return
+        names = list(rows[0])
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + c for c in names)}) ON CONFLICT ({key}) DO NOTHING"
+        )
+        conn.exec_driver_sql(self.driver_sql(sql), list(rows))
+
+    def update_many(
+        self,
+        conn: Connection,
+        table: str,
+        *,
+        set_sql: str,
+        where_sql: str,
+        rows: Sequence[Mapping[str, Any]],
+        array_types: Mapping[str, str],
+        shared: Mapping[str, Any] | None = None,
+    ) -> int:
+        # One statement over arrays: the server runs one UPDATE for all the rows instead
+        # of one per row. Per-row parameters become columns of ``unnest(...) AS _v``.
+        if not rows:
+            return 0
+        names = list(array_types)
+
+        def rendered(sql: str) -> str:
+            def param(match: re.Match[str]) -> str:
+                name = match.group(1)
+                return f"_v._{name}" if name in array_types else f"%({name})s"
+
+            return NAMED_PARAMETER.sub(param, sql.replace("%", "%%"))
+
+        arrays = ", ".join(f"%({n})s::{array_types[n]}[]" for n in names)
+        columns = ", ".join(f"_{n}" for n in names)
+        sql = (
+            f"UPDATE {table} SET {rendered(set_sql)} FROM unnest({arrays}) AS _v({columns}) "
+            f"WHERE {rendered(where_sql)}"
+        )
+        params: dict[str, Any] = dict(shared or {})
+        for n in names:
+            params[n] = [row[n] for row in rows]
+        return conn.exec_driver_sql(sql, params).rowcount
+
+    def update_keys(
+        self, conn: Connection, sql: str, params: Mapping[str, Any], column: str, keys: list[Any]
+    ) -> None:
+        if keys:
+            statement = self.driver_sql(f"{sql} WHERE {column} = ANY(:_keys)")
+            conn.exec_driver_sql(statement, {**params, "_keys": keys})
+
+    def serialise_appends(self, conn: Connection) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+
+    def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:
+        return _advisory_lock(db, wait)
+
+    def lock_for_claim(self, stmt: Select[Any], of: Table) -> Select[Any]:
+        return stmt.with_for_update(of=of, skip_locked=True)
+
+    def database_size(self, conn: Connection) -> int:
+        return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+
+    def money_sum(self, column: Any, scale: int = MONEY_SUM_SCALE) -> ColumnElement[Any]:
+        from pipeline.db.types import Money
+
+        exact = func.sum(cast(func.trunc(cast(column, Numeric()), scale), Numeric()))
+        return type_coerce(cast(exact, postgresql.TEXT()), Money())
+
+
+@contextmanager
+def _advisory_lock(db: Database, wait: bool) -> Iterator[bool]:
+    with db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        key = {"k": PROJECTOR_LOCK_KEY}
+        if wait:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), key)
+            got = True
+        else:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), key).scalar())
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+
+
+PostgreSQLBackend.instance = PostgreSQLBackend()

@@ -1,0 +1,178 @@
+"""The SQLite backend: one writer at a time, times as naive UTC text, JSON as text.
+
+``BEGIN IMMEDIATE`` (``pipeline.db.engine``) already serialises every writer, so appends
+and claims need no lock of their own; the projector's lock is a file lock beside the
+database, which the operating system releases when the process dies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from filelock import FileLock, Timeout
+from sqlalchemy import Connection, Select, String, Table, case, cast, func, literal, type_coerce
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import Integer, TypeDecorator
+
+from pipeline.db.backend import MONEY_SUM_SCALE, Backend, iter_chunks
+from pipeline.db.codec import json_text
+from pipeline.times import sqlite_time_text
+
+if TYPE_CHECKING:
+    from pipeline.db.engine import Database
+
+_PARSE = datetime.fromisoformat
+_LOADS = json.loads
+
+#: Keys per ``IN (...)`` lookup, well under SQLite's limit on bound parameters.
+KEYS_PER_LOOKUP = 500
+
+
+class _MinorUnits(TypeDecorator[Any]):
+    """An integer count of 10**-scale units read back as the exact Decimal."""
+
+    impl = Integer
+    cache_ok = True
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        from decimal import Decimal
+
+        return None if value is None else Decimal(int(value)).scaleb(-self.scale)
+
+
+def lock_file_for(db: Database) -> Path:
+    database = db.engine.url.database
+    if not database or database == ":memory:":
+        raise ValueError("the projector lock needs an SQLite database file, not :memory:")
+    return Path(f"{database}.projector.lock")
+
+
+class SQLiteBackend(Backend):
+    name: ClassVar[str] = "sqlite"
+    instance: ClassVar[SQLiteBackend]
+
+    def driver_sql(self, sql: str) -> str:
+        return sql  # sqlite3 takes ``:name`` itself
+
+    def qmark_sql(self, sql: str) -> str:
+        return sql
+
+    def bind_time(self, value: datetime) -> str:
+        return sqlite_time_text(value)
+
+    def bind_json(self, value: Any) -> str:
+        return json_text(value)
+
+    def load_time(self, value: Any) -> datetime:
+        # Naive UTC text: stating the offset in the text parses straight to an aware UTC
+        # time, several times cheaper than ``replace``. Other forms (a short year an older
+        # version wrote, an offset of its own) raise; ``parse_sqlite_time`` reads them.
+        return _PARSE(value + "+00:00")
+
+    def load_json(self, value: Any) -> Any:
+        return _LOADS(value)
+
+    def insert(self, table: Table) -> Any:
+        return sqlite.insert(table)
+
+    def insert_new(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+    ) -> None:
+        # The log refuses any insert of a stored key (migration 0005: that is how it stops
+        # REPLACE), so stored keys are left out first. The caller's BEGIN IMMEDIATE keeps
+        # anyone from storing one between this look and the insert.
+        if not rows:
+            return
+        stored: set[Any] = set()
+        keys = [row[key] for row in rows]
+        for chunk in iter_chunks(keys, KEYS_PER_LOOKUP):
+            marks = ", ".join(["?"] * len(chunk))
+            sql = f"SELECT {key} FROM {table.name} WHERE {key} IN ({marks})"
+            stored.update(k for (k,) in conn.exec_driver_sql(sql, tuple(chunk)))
+        new = [row for row in rows if row[key] not in stored]
+        if not new:
+            return
+        names = list(new[0])
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + c for c in names)}) ON CONFLICT ({key}) DO NOTHING"
+        )
+        conn.exec_driver_sql(sql, new)
+
+    def update_many(
+        self,
+        conn: Connection,
+        table: str,
+        *,
+        set_sql: str,
+        where_sql: str,
+        rows: Sequence[Mapping[str, Any]],
+        array_types: Mapping[str, str],
+        shared: Mapping[str, Any] | None = None,
+    ) -> int:
+        if not rows:
+            return 0
+        params = [{**(shared or {}), **row} for row in rows]
+        sql = f"UPDATE {table} SET {set_sql} WHERE {where_sql}"
+        return conn.exec_driver_sql(sql, params).rowcount
+
+    def update_keys(
+        self, conn: Connection, sql: str, params: Mapping[str, Any], column: str, keys: list[Any]
+    ) -> None:
+        # One writer at a time: an executemany by primary key is the cheapest form.
+        if keys:
+            statement = f"{sql} WHERE {column} = :_key"
+            conn.exec_driver_sql(statement, [{**params, "_key": key} for key in keys])
+
+    def serialise_appends(self, conn: Connection) -> None:
+        return None  # BEGIN IMMEDIATE already serialises every writer
+
+    def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:
+        return _file_lock(lock_file_for(db), wait)
+
+    def lock_for_claim(self, stmt: Select[Any], of: Table) -> Select[Any]:
+        return stmt  # the claim's BEGIN IMMEDIATE already excludes every other writer
+
+    def database_size(self, conn: Connection) -> int:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+        page_size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+        return int(pages) * int(page_size)
+
+    def money_sum(self, column: Any, scale: int = MONEY_SUM_SCALE) -> ColumnElement[Any]:
+        # SQLite has no decimal type (a REAL sum of 0.1 and 0.2 is not 0.3): each amount's
+        # text becomes an integer of 10**-scale units by string surgery, and those are
+        # summed exactly (SQLite raises on integer overflow rather than rounding).
+        text = type_coerce(column, String())
+        dot = func.instr(text, ".")
+        zeros = literal("0" * scale, String())
+        whole = func.substr(text, 1, dot - 1)
+        fraction = func.substr(func.substr(text, dot + 1).op("||")(zeros), 1, scale)
+        units = case((dot == 0, text.op("||")(zeros)), else_=whole.op("||")(fraction))
+        return type_coerce(func.sum(cast(units, Integer)), _MinorUnits(scale))
+
+
+@contextmanager
+def _file_lock(path: Path, wait: bool) -> Iterator[bool]:
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+SQLiteBackend.instance = SQLiteBackend()
