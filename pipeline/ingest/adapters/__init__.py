@@ -1,4 +1,4 @@
-"""Carrier DLR adapters: one pure parser per gateway dialect (docs/carriers.md)."""
+"""Carrier DLR adapters: one pure parser per gateway format (docs/carriers.md)."""
 
 from pipeline.ingest.adapters.base import CarrierContext, Parsed, ParseError, RawRequest
 from pipeline.ingest.adapters.ids import normalise_carrier_message_id

@@ -1,6 +1,6 @@
 """Which adapter parses which format: one explicit map from format name to parser.
 
-A new carrier dialect is a module with ``parse(request, carrier) -> Parsed`` and one line
+A new carrier format is a module with ``parse(request, carrier) -> Parsed`` and one line
 here. All adapters are imported with this module (they are small and pure), so a report
 pays one dict look-up, and a misspelt module fails at import, not at the first report.
 """

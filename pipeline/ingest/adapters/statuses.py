@@ -1,4 +1,4 @@
-"""Gateway status words → Altegio status codes, one table per dialect (docs/carriers.md).
+"""Gateway status words → Altegio status codes, one table per gateway format (docs/carriers.md).
 
 The tables are data, not logic, so docs/carriers.md can list them row for row and a test can
 prove every row is there. Altegio's codes (seeds/altegio-delivery-status.md): 1 delivered,
