@@ -51,10 +51,6 @@ class Backend(ABC):
         """A statement written with ``:name`` parameters in the driver's own style."""
 
     @abstractmethod
-    def qmark_sql(self, sql: str) -> str:
-        """A statement written with ``?`` parameters in the driver's positional style."""
-
-    @abstractmethod
     def bind_time(self, value: datetime) -> Any:
         """An aware time as a time column binds it; ValueError for a naive one."""
 

@@ -39,9 +39,6 @@ class PostgreSQLBackend(Backend):
     def driver_sql(self, sql: str) -> str:
         return render_pyformat(sql)
 
-    def qmark_sql(self, sql: str) -> str:
-        return sql.replace("?", "%s")
-
     def bind_time(self, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("naive datetime: every stored time must be timezone-aware UTC")

@@ -64,9 +64,6 @@ class SQLiteBackend(Backend):
     def driver_sql(self, sql: str) -> str:
         return sql  # sqlite3 takes ``:name`` itself
 
-    def qmark_sql(self, sql: str) -> str:
-        return sql
-
     def bind_time(self, value: datetime) -> str:
         return sqlite_time_text(value)
 

@@ -120,8 +120,8 @@ _ACK_VALUE_TYPES = {
 #: An acknowledgement whose claim lost its lease still raises the acknowledged payload
 #: (never lowers it) and leaves the rest of the row to the claim that owns it now.
 _ACK_VERSION_SQL = (
-    "UPDATE deliveries SET acked_hash = ?, acked_version = ?, acked_at = ? "
-    "WHERE message_id = ? AND (acked_version IS NULL OR acked_version <= ?)"
+    "UPDATE deliveries SET acked_hash = :hash, acked_version = :version, acked_at = :now "
+    "WHERE message_id = :id AND (acked_version IS NULL OR acked_version <= :version)"
 )
 
 
@@ -158,9 +158,14 @@ def _record_acks(
         # Some claim lost its lease (or the driver does not sum rowcounts): raise the
         # acknowledged payload for all of them; for rows just written this changes nothing.
         conn.exec_driver_sql(
-            backend.qmark_sql(_ACK_VERSION_SQL),
+            backend.driver_sql(_ACK_VERSION_SQL),
             [
-                (r.item.payload_hash, r.item.version, at, r.item.message_id, r.item.version)
+                {
+                    "hash": r.item.payload_hash,
+                    "version": r.item.version,
+                    "now": at,
+                    "id": r.item.message_id,
+                }
                 for _, r in acked
             ],
         )

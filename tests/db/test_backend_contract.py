@@ -235,6 +235,5 @@ def test_named_parameters_serve_both_drivers(scratch: Database) -> None:
     sql = db.backend.driver_sql("SELECT count(*) FROM events WHERE position > :after")
     with db.read() as conn:
         assert conn.exec_driver_sql(sql, {"after": 0}).scalar() == 1
-    qmark = db.backend.qmark_sql("SELECT count(*) FROM events WHERE position > ?")
     with db.read() as conn:
-        assert conn.exec_driver_sql(qmark, (0,)).scalar() == 1
+        assert conn.exec_driver_sql(sql, {"after": 1}).scalar() == 0
