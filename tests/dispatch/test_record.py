@@ -35,7 +35,9 @@ def _item(message_id: str, version: int, payload_hash: str) -> ClaimedItem:
 
 
 def _acked(item: ClaimedItem) -> Resolution:
-    return Resolution(item=item, result="acknowledged", outcome=Outcome("acknowledged", 200), url="")
+    return Resolution(
+        item=item, result="acknowledged", outcome=Outcome("acknowledged", 200), url=""
+    )
 
 
 def _row(db: Database, message_id: str):  # type: ignore[no-untyped-def]
