@@ -22,7 +22,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -77,7 +79,7 @@ def read_records(text: str, fmt: str, target: Target) -> list[FileRecord]:
 
 def _json_records(text: str, fmt: str, target: Target) -> list[FileRecord]:
     try:
-        document = bounded.load_json(text, exact=False)
+        document = bounded.load_json(text)
     except bounded.Refused:
         # One document past a bound (a huge number, deep nesting, a NUL): one record as
         # written, which the parse path refuses and quarantine keeps.
@@ -99,7 +101,7 @@ def _json_lines(text: str, fmt: str, target: Target) -> list[FileRecord]:
         if not line.strip():
             continue
         try:
-            item = bounded.load_json(line, exact=False)
+            item = bounded.load_json(line)
         except (ValueError, RecursionError):  # bounded.Refused is a ValueError
             # Kept as it is: the adapter refuses it and quarantine keeps the line.
             records.append(FileRecord(f"line {number}", _json_post(target, line.encode())))
@@ -147,13 +149,36 @@ def _csv_boolean(value: str) -> Any:
 
 
 def _dumps(item: Any) -> bytes:
-    text = json.dumps(item, ensure_ascii=False)
+    """The record as the JSON body a server would get, every number as it was written."""
     try:
-        return text.encode("utf-8")
+        return _exact_json(item, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate, written as a JSON escape in the file: kept as that escape, so
         # the record reaches the parser (and, if refused, the quarantine) as it was sent.
-        return json.dumps(item).encode("ascii")
+        return _exact_json(item, ensure_ascii=True).encode("ascii")
+
+
+def _exact_json(item: Any, *, ensure_ascii: bool) -> str:
+    """``json.dumps`` that writes a Decimal as its exact literal.
+
+    Numbers with a fraction or an exponent are read as Decimal (a float would change a
+    cost's digits), and ``json`` cannot write one: each is written as a placeholder string
+    unique to this call, then put back as its literal.
+    """
+    literals: dict[str, str] = {}
+    nonce = uuid.uuid4().hex
+
+    def decimal_literal(value: Any) -> str:
+        if not isinstance(value, Decimal):
+            raise TypeError(f"not JSON: {type(value).__name__}")
+        mark = f"{nonce}:{len(literals)}"
+        literals[json.dumps(mark)] = str(value)
+        return mark
+
+    text = json.dumps(item, ensure_ascii=ensure_ascii, default=decimal_literal)
+    for mark, literal in literals.items():
+        text = text.replace(mark, literal, 1)
+    return text
 
 
 def _json_post(target: Target, body: bytes) -> RawRequest:

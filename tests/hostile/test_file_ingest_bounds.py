@@ -53,8 +53,21 @@ def test_hostile_json_lines_are_quarantined_one_by_one(
 def test_a_hostile_json_document_is_quarantined_whole(
     db: Database, db_url: str, tmp_path: Path
 ) -> None:
-    document = '[{"carrier_message_id": "c-1", "status": "DELIVRD", "cost": 1E+5000000}]'
+    # A number literal past the parser's bound: the document cannot be read at all.
+    document = '[{"carrier_message_id": "c-1", "status": "DELIVRD", "cost": 1%s}]' % ("0" * 60)
     output = _ingest(db_url, tmp_path, "dlr.json", document, "generic")
     assert "read 1, appended 0, duplicates 0, quarantined 1" in output
     [entry] = store.entries(db)
     assert entry.request.body == document.encode()
+
+
+def test_a_hostile_element_of_a_json_document_is_quarantined_as_written(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """A cost the adapter refuses (far over any bound) costs only its own element."""
+    bad = '{"carrier_message_id": "c-1", "status": "DELIVRD", "cost": 1E+5000000}'
+    good = '{"carrier_message_id": "c-2", "status": "DELIVRD", "cost": 0.0333, "currency": "EUR"}'
+    output = _ingest(db_url, tmp_path, "dlr.json", f"[{bad}, {good}]", "generic")
+    assert "read 2, appended 1, duplicates 0, quarantined 1" in output
+    [entry] = store.entries(db)
+    assert entry.request.body == bad.encode()

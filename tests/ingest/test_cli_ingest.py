@@ -119,6 +119,34 @@ def test_generic_reports_from_csv(db: Database, db_url: str, tmp_path: Path) -> 
     ]
 
 
+def test_json_file_numbers_keep_every_digit_of_a_cost(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """A cost in a JSON file is never read through a float, as lines or as one array."""
+    lines = tmp_path / "reports.jsonl"
+    lines.write_text(
+        '{"carrier_message_id": "L1", "status": 1, "cost": 0.1000000000000000055511, '
+        '"currency": "EUR"}\n'
+    )
+    array = tmp_path / "reports.json"
+    array.write_text(
+        '[{"carrier_message_id": "A1", "status": 1, "cost": 1E-7, "currency": "EUR"}, '
+        '{"carrier_message_id": "A2", "status": 1, "cost": 0.30000000000000004441, '
+        '"currency": "EUR"}]'
+    )
+    for file in (lines, array):
+        result = run(
+            db_url, tmp_path, "ingest", str(file), "--format", "generic", "--carrier", "acme"
+        )
+        assert result.exit_code == 0, result.output
+    rows = stored_events(db, "carrier.status")
+    assert sorted((r.carrier_message_id, r.payload.get("cost")) for r in rows) == [
+        ("a1", "0.0000001"),
+        ("a2", "0.30000000000000004441"),
+        ("l1", "0.1000000000000000055511"),
+    ]
+
+
 def test_usage_errors_exit_2_with_one_line(db_url: str, tmp_path: Path) -> None:
     data = tmp_path / "x.json"
     data.write_text("{}")
