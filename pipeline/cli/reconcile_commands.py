@@ -94,6 +94,8 @@ def import_invoice_command(
             summary = import_invoice(database, settings, plan, advance=bar.advance)
     except InvoiceRefused as exc:
         fail(str(exc), EXIT_USAGE)
+    except UnicodeDecodeError as exc:
+        fail(f"{file.name}: not UTF-8 text ({exc.reason} at byte {exc.start})", EXIT_USAGE)
     except (OSError, EOFError) as exc:
         fail(f"{file.name}: cannot read: {exc}", EXIT_USAGE)
     except SQLAlchemyError as exc:
