@@ -95,7 +95,7 @@ def import_invoice_command(
     except InvoiceRefused as exc:
         fail(str(exc), EXIT_USAGE)
     except UnicodeDecodeError as exc:
-        fail(f"{file.name}: not UTF-8 text ({exc.reason} at byte {exc.start})", EXIT_USAGE)
+        fail(f"{file.name}: not UTF-8 text ({exc.reason})", EXIT_USAGE)
     except (OSError, EOFError) as exc:
         fail(f"{file.name}: cannot read: {exc}", EXIT_USAGE)
     except SQLAlchemyError as exc:

@@ -130,7 +130,7 @@ def _rows(path: Path, fmt: str, carrier: CarrierSettings, have_id: bool) -> Iter
                 except StopIteration:
                     return
                 except UnicodeDecodeError as exc:
-                    raise InvoiceRefused(f"{path.name}: not UTF-8: {exc.reason}") from None
+                    raise InvoiceRefused(f"{path.name}: not UTF-8 text ({exc.reason})") from None
                 except csv.Error as exc:
                     yield reader.line_num, ParseError("row", str(exc)), ""
                     continue

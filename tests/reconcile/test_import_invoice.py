@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -109,8 +110,6 @@ def test_csv_lines_become_invoiced_events_and_one_header(
     assert (credit["parts"], credit["cost"]) == (1, "-0.35")
     # 00:00 in +03:00 is 21:00 UTC the day before.
     assert rows[2].occurred_at.isoformat() == "2026-01-16T21:00:00+00:00"
-    import hashlib
-
     assert header(db) == {
         "invoice_id": "INV-1",
         "carrier": "mts",
@@ -132,11 +131,10 @@ def test_csv_and_gzipped_json_lines_give_the_same_events(
     csv_file.write_text(CSV)
     assert run(db_url, tmp_path, "reconcile", "import-invoice", str(csv_file), "--carrier", "mts")
     from_csv = lines(db)
-    other_url = db_url  # same database: the JSON file's lines must all be duplicates
     jsonl = tmp_path / "inv.jsonl.gz"
     jsonl.write_bytes(gzip.compress(JSONL.encode()))
     result = run(
-        other_url,
+        db_url,
         tmp_path,
         "reconcile",
         "import-invoice",
@@ -393,3 +391,29 @@ def test_replay_verify_holds_after_an_import_and_a_close(
     assert projected.exit_code == 0, projected.output
     verified = run(db_url, tmp_path, "replay", "--verify")
     assert verified.exit_code == 0 and "replay matches" in verified.output
+
+
+def test_a_file_larger_than_a_chunk_is_appended_whole_and_counted(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    file = tmp_path / "big.csv"
+    rows = "".join(f"INV-9,c{n},,2026-01-15T10:00:00Z,,1,0.35,RUB\n" for n in range(2500))
+    file.write_text(HEADER + rows)
+    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert result.exit_code == 0, result.output
+    assert "read 2500, appended 2500, duplicates 0, quarantined 0" in result.output
+    assert header(db)["lines"] == 2500
+    assert len(stored_events(db, "carrier.invoiced")) == 2500
+
+
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    file = tmp_path / "inv.jsonl"
+    file.write_bytes(b'{"invoice_id": "INV-1", "message_id": "\xff"}\n')
+    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "smsrecon: inv.jsonl: not UTF-8 text (invalid start byte)"
+    ]
+    assert stored_events(db) == []
