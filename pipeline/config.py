@@ -138,11 +138,41 @@ class CarrierAuth(_RouteAuth):
     type: Literal["none", "ip", "token", "basic", "hmac", "twilio"] = "none"
 
 
+class InvoiceColumns(_Section):
+    """Our invoice field -> the file's column (or JSON key) name; unset fields keep ours."""
+
+    invoice_id: str = "invoice_id"
+    carrier_message_id: str = "carrier_message_id"
+    message_id: str = "message_id"
+    billed_at: str = "billed_at"
+    destination: str = "destination"
+    parts: str = "parts"
+    cost: str = "cost"
+    currency: str = "currency"
+    total: str = "total"
+
+
+class InvoiceSettings(_Section):
+    """How a carrier's invoice files are laid out (``reconcile import-invoice``)."""
+
+    columns: InvoiceColumns = InvoiceColumns()
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    decimal_separator: Literal[".", ","] = "."
+    #: ``strptime`` format of billed_at; unset = ISO 8601.
+    date_format: str | None = None
+    #: Zone of billed_at times written without one.
+    timezone: str = "UTC"
+    #: Currency of lines that name none; unset = each line names its own.
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+
 class CarrierSettings(_Section):
     format: Literal["kannel", "jasmin", "smpp", "infobip", "vonage", "twilio", "generic"]
     auth: CarrierAuth = CarrierAuth()
     #: Zone for carrier times that carry none (SMPP/Kannel dates).
     timezone: str = "UTC"
+    #: Layout of this carrier's invoice files (docs/reconciliation.md).
+    invoice: InvoiceSettings = InvoiceSettings()
 
 
 class SendPathAuth(_RouteAuth):

@@ -80,6 +80,12 @@ def _quarantine() -> click.Command:
     return quarantine
 
 
+def _reconcile() -> click.Command:
+    from pipeline.cli.reconcile_commands import reconcile
+
+    return reconcile
+
+
 def _resend() -> click.Command:
     from pipeline.cli.dispatch_commands import resend
 
@@ -117,6 +123,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "ingest": _ingest,
     "mismatches": _mismatches,
     "quarantine": _quarantine,
+    "reconcile": _reconcile,
     "resend": _resend,
     "run": _run,
     "sandbox": _sandbox,

@@ -22,6 +22,8 @@ EVENT_TYPES = frozenset(
         "carrier.submitted",
         "carrier.status",
         "carrier.invoiced",
+        "carrier.invoice",
+        "carrier.invoice_closed",
         "dispatch.acknowledged",
         "dispatch.failed",
         "mismatch.acknowledged",

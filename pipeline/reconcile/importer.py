@@ -1,0 +1,403 @@
+"""Invoice files into the log: the I/O edges (files, quarantine, the event log).
+
+The file is read twice, streamed both times, so memory stays bounded whatever its size:
+once for its SHA-256, its invoice id, period and line count (what decides a no-op, a
+refusal or a new version), then again to append its lines in chunks of CHUNK. The header
+event goes last, so an import cut short and run again appends only what is missing (the
+dedup keys) and then the header.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from pipeline.config import CarrierSettings, Settings
+from pipeline.db.engine import Database
+from pipeline.db.tables import events
+from pipeline.eventlog import NewEvent, StoredEvent, append
+from pipeline.eventlog.model import utc_now
+from pipeline.eventlog.read import row_to_event
+from pipeline.ingest import quarantine
+from pipeline.ingest.adapters import bounded
+from pipeline.ingest.adapters.base import Limits, ParseError, RawRequest
+from pipeline.reconcile.lines import (
+    InvoiceLine,
+    closed_key,
+    day_period,
+    header_key,
+    line_event,
+    missing_columns,
+    parse_line,
+)
+
+#: Events appended per transaction.
+CHUNK = 1000
+FORMATS = ("csv", "jsonl")
+
+
+class InvoiceRefused(Exception):
+    """The whole file or command is refused (exit 2); the message is one line."""
+
+
+@dataclass
+class InvoiceSummary:
+    read: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    not_kept: int = 0
+
+
+@dataclass
+class _Survey:
+    """What the first pass learns of the file."""
+
+    sha256: str = ""
+    invoice_id: str | None = None
+    lines: int = 0
+    rows: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    currencies: set[str] = field(default_factory=set)
+    total: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What importing a file will do, decided before anything is written: ``already`` is
+    the version the same file was imported as (nothing to do), else ``version`` is new."""
+
+    path: Path
+    fmt: str
+    carrier: str
+    invoice_id: str
+    version: int
+    already: int | None
+    survey: _Survey
+    period: tuple[datetime, datetime] | None
+    total: Decimal | None
+
+
+def format_of(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    name = path.name.lower().removesuffix(".gz")
+    for suffix, kind in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
+        if name.endswith(suffix):
+            return kind
+    raise InvoiceRefused(f"{path.name}: cannot tell the format from the name (use --format)")
+
+
+def _open(path: Path) -> IO[bytes]:
+    raw = path.open("rb")
+    return gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw  # type: ignore[return-value]
+
+
+def _rows(path: Path, fmt: str, carrier: CarrierSettings, have_id: bool) -> Iterator[Any]:
+    """(row number, fields or a ParseError, the row's raw text) for each data row."""
+    layout = carrier.invoice
+    with _open(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        if fmt == "csv":
+            reader = csv.reader(text, delimiter=layout.delimiter)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise InvoiceRefused(f"{path.name}: empty file: no header and no lines") from None
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise InvoiceRefused(f"{path.name}: unreadable header: {exc}") from None
+            header = [name.strip().lstrip("\ufeff") for name in header]
+            missing = missing_columns(header, layout, have_id=have_id)
+            if missing:
+                raise InvoiceRefused(
+                    f"{path.name}: wrong columns: missing {', '.join(missing)} "
+                    f"(header has {', '.join(header)[:200]})"
+                )
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except UnicodeDecodeError as exc:
+                    raise InvoiceRefused(f"{path.name}: not UTF-8 text ({exc.reason})") from None
+                except csv.Error as exc:
+                    yield reader.line_num, ParseError("row", str(exc)), ""
+                    continue
+                raw = _csv_text(values, layout.delimiter)
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    found = ParseError("row", f"{len(values)} fields, the header has {len(header)}")
+                    yield reader.line_num, found, raw
+                else:
+                    yield reader.line_num, dict(zip(header, values, strict=True)), raw
+        else:
+            for number, line in enumerate(text, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    document = bounded.load_json(line)
+                    bounded.check_document(document)
+                except (ParseError, bounded.Refused, ValueError) as exc:
+                    yield number, ParseError("line", f"not a JSON object: {exc}"), line
+                    continue
+                if not isinstance(document, dict):
+                    yield number, ParseError("line", "not a JSON object"), line
+                else:
+                    yield number, document, line
+
+
+def _csv_text(values: list[str], delimiter: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter).writerow(values)
+    return out.getvalue()
+
+
+def _lines(
+    path: Path, fmt: str, carrier: CarrierSettings, limits: Limits, invoice_id: str | None
+) -> Iterator[tuple[int, InvoiceLine | ParseError, str]]:
+    """Each row parsed, with its row in the file (the header is row 1 of a CSV: where a
+    person looks); a line of another invoice than the file's first is an error."""
+    wanted = invoice_id
+    for number, (row, fields, raw) in enumerate(
+        _rows(path, fmt, carrier, invoice_id is not None), start=1
+    ):
+        if isinstance(fields, ParseError):
+            yield row, fields, raw
+            continue
+        try:
+            line = parse_line(number, fields, carrier.invoice, limits)
+        except (ParseError, bounded.Refused) as exc:
+            found = exc if isinstance(exc, ParseError) else ParseError("row", exc.reason)
+            yield row, found, raw
+            continue
+        if wanted is None:
+            wanted = line.invoice_id
+        if line.invoice_id is not None and line.invoice_id != wanted:
+            yield row, ParseError("invoice_id", "not the file's invoice id"), raw
+        else:
+            yield row, line, raw
+
+
+def survey(
+    path: Path, fmt: str, carrier: CarrierSettings, limits: Limits, invoice_id: str | None
+) -> _Survey:
+    """The first pass: the file's SHA-256 and what its good lines say."""
+    digest = hashlib.sha256()
+    with _open(path) as binary:
+        for block in iter(lambda: binary.read(1 << 20), b""):
+            digest.update(block)
+    found = _Survey(sha256=digest.hexdigest(), invoice_id=invoice_id)
+    for _row, line, _raw in _lines(path, fmt, carrier, limits, invoice_id):
+        found.rows += 1
+        if isinstance(line, ParseError):
+            continue
+        found.lines += 1
+        if found.invoice_id is None:
+            found.invoice_id = line.invoice_id
+        found.first = line.billed_at if found.first is None else min(found.first, line.billed_at)
+        found.last = line.billed_at if found.last is None else max(found.last, line.billed_at)
+        found.currencies.add(line.currency)
+        if found.total is None and line.total is not None:
+            found.total = line.total
+    return found
+
+
+def invoice_headers(db: Database, invoice_id: str) -> list[StoredEvent]:
+    """The ``carrier.invoice`` events of one invoice, oldest version first."""
+    stmt = (
+        select(events)
+        .where(events.c.type == "carrier.invoice")
+        .where(events.c.dedup_key.like(f"invoice:{_like(invoice_id)}:v%", escape="\\"))
+        .order_by(events.c.position)
+    )
+    with db.read() as conn:
+        found = [row_to_event(row) for row in conn.execute(stmt)]
+    return [e for e in found if e.payload.get("invoice_id") == invoice_id]
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def plan_import(
+    db: Database,
+    settings: Settings,
+    path: Path,
+    *,
+    carrier: str,
+    fmt: str,
+    invoice_id: str | None = None,
+    period: tuple[datetime, datetime] | None = None,
+    total: Decimal | None = None,
+    supersede: bool = False,
+) -> Plan:
+    """Read the file once and decide: a no-op, a refusal (InvoiceRefused) or a version."""
+    configured = settings.carriers[carrier]
+    found = survey(path, fmt, configured, _limits(settings), invoice_id)
+    if found.invoice_id is None:
+        if found.rows == 0:
+            raise InvoiceRefused(f"{path.name}: empty file: no invoice lines")
+        raise InvoiceRefused(f"{path.name}: no line names its invoice id (use --invoice-id)")
+    invoice = found.invoice_id
+    headers = invoice_headers(db, invoice)
+    versions = [int(h.payload["version"]) for h in headers]
+    for header in headers:
+        if header.payload.get("sha256") == found.sha256:
+            version = int(header.payload["version"])
+            return Plan(path, fmt, carrier, invoice, version, version, found, period, total)
+    for header in headers:
+        owner = header.payload.get("carrier")
+        if owner != carrier:
+            raise InvoiceRefused(f"invoice {invoice} belongs to carrier {owner}, not {carrier}")
+    if headers and not supersede:
+        raise InvoiceRefused(
+            f"invoice {invoice} is already imported (version {max(versions)}) from another "
+            "file: --supersede records this one as its new version"
+        )
+    if period is None and found.first and found.last:
+        period = day_period(found.first, found.last)
+    if total is None:
+        total = found.total
+    version = 1 + max(versions, default=0)
+    return Plan(path, fmt, carrier, invoice, version, None, found, period, total)
+
+
+def _limits(settings: Settings) -> Limits:
+    ingest = settings.ingest
+    return Limits(ingest.min_year, ingest.max_year, ingest.max_amount)
+
+
+def import_invoice(
+    db: Database,
+    settings: Settings,
+    plan: Plan,
+    *,
+    advance: Callable[[int], None] = lambda n: None,
+) -> InvoiceSummary:
+    """Append the planned version: its lines in chunks, bad ones quarantined, then its
+    header (last, so an import cut short and run again completes it)."""
+    assert plan.already is None, "the same file is imported already"
+    configured = settings.carriers[plan.carrier]
+    summary = InvoiceSummary()
+    source = f"file:{plan.path.name}"[:128]
+    _append_lines(db, settings, plan, configured, source, summary, advance)
+    found = plan.survey
+    currency = configured.invoice.currency or (
+        next(iter(found.currencies)) if len(found.currencies) == 1 else None
+    )
+    header = NewEvent(
+        type="carrier.invoice",
+        occurred_at=utc_now(),
+        source=source,
+        carrier=plan.carrier,
+        payload={
+            "invoice_id": plan.invoice_id,
+            "carrier": plan.carrier,
+            "version": plan.version,
+            "period_from": plan.period[0] if plan.period else None,
+            "period_to": plan.period[1] if plan.period else None,
+            "currency": currency,
+            "total": plan.total,
+            "lines": summary.appended + summary.duplicates,
+            "sha256": found.sha256,
+            "file": plan.path.name[:128],
+        },
+        dedup_key=header_key(plan.invoice_id, plan.version),
+    )
+    append(db, [header])
+    return summary
+
+
+def _append_lines(
+    db: Database,
+    settings: Settings,
+    plan: Plan,
+    configured: CarrierSettings,
+    source: str,
+    summary: InvoiceSummary,
+    advance: Callable[[int], None],
+) -> None:
+    path, fmt, carrier = plan.path, plan.fmt, plan.carrier
+    caps = quarantine.Caps(
+        max_entry_bytes=settings.ingest.quarantine_max_entry_bytes,
+        max_open_entries=settings.ingest.quarantine_max_open_entries,
+    )
+    pending: list[NewEvent] = []
+
+    def flush() -> None:
+        if pending:
+            result = append(db, pending)
+            summary.appended += len(result.appended)
+            summary.duplicates += len(result.duplicates)
+            pending.clear()
+
+    lines = _lines(path, fmt, configured, _limits(settings), plan.invoice_id)
+    for row, line, raw in lines:
+        summary.read += 1
+        if isinstance(line, ParseError):
+            request = RawRequest(
+                "POST", f"/invoice/{carrier}", [], {}, raw.encode("utf-8", "surrogatepass")
+            )
+            try:
+                quarantine.save(
+                    db,
+                    request,
+                    received_at=utc_now(),
+                    source=source,
+                    error=f"invalid invoice line ({path.name}, row {row})",
+                    detail=[{"row": row, "field": line.field, "reason": line.reason}],
+                    carrier=carrier,
+                    fmt=f"invoice-{fmt}",
+                    caps=caps,
+                )
+            except quarantine.NotKept:
+                summary.not_kept += 1
+            else:
+                summary.quarantined += 1
+        else:
+            pending.append(
+                line_event(
+                    line,
+                    invoice_id=plan.invoice_id,
+                    carrier=carrier,
+                    version=plan.version,
+                    source=source,
+                )
+            )
+            if len(pending) >= CHUNK:
+                flush()
+        advance(1)
+    flush()
+
+
+def close_invoice(db: Database, invoice_id: str) -> bool:
+    """Append ``carrier.invoice_closed``; False when it was closed already."""
+    headers = invoice_headers(db, invoice_id)
+    if not headers:
+        raise InvoiceRefused(f"no invoice {invoice_id} was imported")
+    latest = headers[-1].payload
+    closed = NewEvent(
+        type="carrier.invoice_closed",
+        occurred_at=utc_now(),
+        source="cli:close-invoice",
+        carrier=latest.get("carrier"),
+        payload={
+            "invoice_id": invoice_id,
+            "carrier": latest.get("carrier"),
+            "version": latest.get("version"),
+        },
+        dedup_key=closed_key(invoice_id),
+    )
+    return bool(append(db, [closed]).appended)
