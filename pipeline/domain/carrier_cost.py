@@ -30,7 +30,12 @@ from typing import Literal, NamedTuple
 
 from pipeline.domain.money import message_total
 from pipeline.domain.status import DELIVERED, is_final
-from pipeline.domain.tariffs import TariffSettings, rules_from_settings, select_tariff
+from pipeline.domain.tariffs import (
+    TariffRule,
+    TariffSettings,
+    rules_from_settings,
+    select_tariff,
+)
 
 ChargeOn = Literal["submitted", "delivered"]
 CHARGE_ON: frozenset[str] = frozenset({"submitted", "delivered"})
@@ -56,12 +61,27 @@ def expected_carrier_cost(
 
     See the module docstring for ``charge_on`` and the statuses. Raises TariffError for a
     bad rate (the config model refuses it first) and ValueError for an unknown
-    ``charge_on`` or a naive ``accepted_at``.
+    ``charge_on`` or a naive ``accepted_at``. A caller pricing many messages builds the
+    rules once (``rules_from_settings``) and calls ``expected_cost_by_rules``.
     """
+    return expected_cost_by_rules(
+        rules_from_settings(rates), charge_on, phone, accepted_at, parts, status
+    )
+
+
+def expected_cost_by_rules(
+    rules: Sequence[TariffRule],
+    charge_on: ChargeOn,
+    phone: str,
+    accepted_at: datetime,
+    parts: int,
+    status: int | None,
+) -> CarrierCost | None:
+    """``expected_carrier_cost`` over rules already validated."""
     if charge_on not in CHARGE_ON:
         raise ValueError(f"charge_on must be submitted or delivered, not {charge_on!r}")
     rule = select_tariff(
-        rules_from_settings(rates),
+        rules,
         partner="",
         channel="",
         dispatch_type=None,

@@ -8,7 +8,8 @@ from decimal import Decimal as D
 import pytest
 
 from pipeline.config import CarrierRate
-from pipeline.domain.carrier_cost import CarrierCost, expected_carrier_cost
+from pipeline.domain.carrier_cost import CarrierCost, expected_carrier_cost, expected_cost_by_rules
+from pipeline.domain.tariffs import rules_from_settings
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 MOSCOW = "+79161234567"
@@ -93,3 +94,12 @@ def test_charge_on_delivered_expects_the_charge_while_not_final(status: int | No
 def test_an_unknown_charge_on_is_refused() -> None:
     with pytest.raises(ValueError):
         cost(charge_on="billed")
+
+
+def test_rules_built_once_give_what_the_settings_give() -> None:
+    rules = rules_from_settings(RATES)
+    for status in (1, 2, None):
+        for charge_on in ("submitted", "delivered"):
+            assert expected_cost_by_rules(
+                rules, charge_on, MOSCOW, T0, 2, status
+            ) == expected_carrier_cost(RATES, charge_on, MOSCOW, T0, 2, status)
