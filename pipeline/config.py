@@ -166,6 +166,63 @@ class InvoiceSettings(_Section):
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
 
+def _tolerance_amount(value: Any) -> Decimal:
+    """A tolerance bound: a quoted decimal, 0 or more (a YAML float is refused, as prices)."""
+    if isinstance(value, float):
+        raise ValueError("write the tolerance quoted, e.g. '0.01' (a YAML float is inexact)")
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ValueError("a decimal written quoted, e.g. '0.01'")
+    try:
+        amount = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise ValueError(f"not a decimal: {str(value)[:20]!r}") from None
+    if not amount.is_finite() or amount < 0 or amount.adjusted() > 12:
+        raise ValueError("must be a decimal from 0 up to below 10^13")
+    return amount
+
+
+ToleranceAmount = Annotated[Decimal, BeforeValidator(_tolerance_amount)]
+
+
+class CarrierTolerance(_Section):
+    """How far two carrier costs may differ and still agree (pipeline.domain.tolerance):
+    ``|a - b| <= max(abs, rel * max(|a|, |b|))``. The default, 0 and 0, is exact."""
+
+    abs: ToleranceAmount = Decimal(0)
+    rel: ToleranceAmount = Decimal(0)
+
+
+class CarrierRate(_Section):
+    """One ``carriers.<name>.rates`` entry: what the carrier charges per part, chosen as a
+    ``billing.tariffs`` entry is (longest prefix, validity on ``accepted_at``)."""
+
+    prefix: Annotated[str, BeforeValidator(tariff_checks.check_prefix)]
+    price_per_part: Annotated[Decimal, BeforeValidator(tariff_checks.check_price)]
+    currency: Annotated[str, BeforeValidator(tariff_checks.check_currency)]
+    valid_from: Annotated[datetime | None, BeforeValidator(tariff_checks.check_time)] = None
+    valid_to: Annotated[datetime | None, BeforeValidator(tariff_checks.check_time)] = None
+
+    # A rate card is the carrier's, whoever sold the message: no partner, channel or
+    # dispatch-type qualifier (these read as unset for the TariffSettings protocol).
+    @property
+    def partner(self) -> None:
+        return None
+
+    @property
+    def channel(self) -> None:
+        return None
+
+    @property
+    def dispatch_type(self) -> None:
+        return None
+
+    @model_validator(mode="after")
+    def _window_not_empty(self) -> CarrierRate:
+        if self.valid_from and self.valid_to and not self.valid_from < self.valid_to:
+            raise ValueError("valid_to must be after valid_from")
+        return self
+
+
 class CarrierSettings(_Section):
     format: Literal["kannel", "jasmin", "smpp", "infobip", "vonage", "twilio", "generic"]
     auth: CarrierAuth = CarrierAuth()
@@ -173,6 +230,12 @@ class CarrierSettings(_Section):
     timezone: str = "UTC"
     #: Layout of this carrier's invoice files (docs/reconciliation.md).
     invoice: InvoiceSettings = InvoiceSettings()
+    #: How far invoiced, reported and expected costs may differ and still agree.
+    tolerance: CarrierTolerance = CarrierTolerance()
+    #: The buy-side rate card, in configured order (the order breaks the last tie).
+    rates: list[CarrierRate] = []
+    #: submitted: every submitted message is charged; delivered: only delivered ones.
+    charge_on: Literal["submitted", "delivered"] = "submitted"
 
 
 class SendPathAuth(_RouteAuth):
@@ -282,6 +345,11 @@ class BillingSettings(_Section):
     tariffs: list[Tariff] = []
 
 
+class FinanceSettings(_Section):
+    #: The currency margins are reported in (ISO 4217), converted at the day's fx.rate.
+    reporting_currency: Annotated[str, BeforeValidator(tariff_checks.check_currency)] = "EUR"
+
+
 class SchedulerSettings(_Section):
     project_interval: Duration = 5.0
     dispatch_interval: Duration = 2.0
@@ -326,6 +394,7 @@ class Settings(_Section):
     carriers: dict[str, CarrierSettings] = {}
     projector: ProjectorSettings = ProjectorSettings()
     billing: BillingSettings = BillingSettings()
+    finance: FinanceSettings = FinanceSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
     altegio: AltegioSettings = AltegioSettings()

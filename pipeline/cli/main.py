@@ -50,6 +50,12 @@ def _explain() -> click.Command:
     return explain
 
 
+def _fx() -> click.Command:
+    from pipeline.cli.fx_commands import fx
+
+    return fx
+
+
 def _project() -> click.Command:
     from pipeline.cli.project_commands import project
 
@@ -118,6 +124,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "demo": _demo,
     "events": _events,
     "explain": _explain,
+    "fx": _fx,
     "project": _project,
     "replay": _replay,
     "ingest": _ingest,

@@ -27,6 +27,7 @@ EVENT_TYPES = frozenset(
         "dispatch.acknowledged",
         "dispatch.failed",
         "mismatch.acknowledged",
+        "fx.rate",
     }
 )
 MAX_ID = 128

@@ -7,8 +7,9 @@ point loses nothing and applies nothing twice (the next run re-reads the same ba
 Correlation and the grace period run on *event time*, not on the wall clock: the log's clock
 advances with each event to ``min(occurred_at, recorded_at)`` (a carrier clock in the future
 cannot push it forward) and never goes back; an event whose time is only our receive time
-does not advance it (``moves_clock``). A report that no message claims is held; when
-the clock passes its ``held_at + grace`` it opens ``unknown_message``. Since the clock is a
+does not advance it, nor does reference data such as an FX rate (``moves_clock``). A report
+that no message claims is held; when the clock passes its ``held_at + grace`` it opens
+``unknown_message``. Since the clock is a
 function of the log, replay and incremental projection agree however the log is cut.
 
 An event the projector cannot read or apply (a time or payload no version of the fold can
@@ -113,15 +114,21 @@ def event_time(event: StoredEvent) -> datetime:
     return min(event.occurred_at, event.recorded_at)
 
 
-def moves_clock(event: StoredEvent) -> bool:
-    """Whether the event's time may advance the clock: not when it is only our receive time.
+#: Reference data, not something that happened to a message: a rate for tomorrow or an
+#: invoice's header says nothing about how far message time has come.
+CLOCK_NEUTRAL_TYPES = frozenset({"fx.rate", "carrier.invoice", "carrier.invoice_closed"})
 
-    Such a time says when the event was posted, not when it happened: among history posted
-    late it would leap the clock to today, expire every timer at once and hold its own
-    report until today + grace. It is at most as late as the events around it when posted
-    live, so leaving the clock where the source-timed events put it loses nothing there.
+
+def moves_clock(event: StoredEvent) -> bool:
+    """Whether the event's time may advance the clock: not when it is only our receive time,
+    nor for reference data (``CLOCK_NEUTRAL_TYPES``).
+
+    A receive time says when the event was posted, not when it happened: among history
+    posted late it would leap the clock to today, expire every timer at once and hold its
+    own report until today + grace. It is at most as late as the events around it when
+    posted live, so leaving the clock where the source-timed events put it loses nothing.
     """
-    return event.payload.get(TIME_SOURCE) != RECEIVED
+    return event.type not in CLOCK_NEUTRAL_TYPES and event.payload.get(TIME_SOURCE) != RECEIVED
 
 
 def project_batch(

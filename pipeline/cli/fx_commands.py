@@ -1,0 +1,46 @@
+"""``smsrecon fx``: exchange rates for margins in finance.reporting_currency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.cli.context import EXIT_USAGE, app_context, fail
+from pipeline.eventlog import append
+from pipeline.fx.ratefile import RateFileError, parse_rate_file, rate_event
+
+#: A rate file is days x currency pairs: years of daily rates for every pair fit in far less.
+MAX_FILE_BYTES = 16 * 1_048_576
+
+
+@click.group()
+def fx() -> None:
+    """Exchange rates (fx.rate events)."""
+
+
+@fx.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_command(file: Path) -> None:
+    """Append the rates of a CSV FILE (header day,base,quote,rate,source) as fx.rate events.
+
+    The whole file is checked first: if any row is bad, each is reported with its row
+    number and nothing is appended (exit 2). The rows are appended in one transaction;
+    rows already in the log are skipped, so importing the same file again appends nothing.
+    """
+    if file.stat().st_size > MAX_FILE_BYTES:
+        fail(f"{file}: larger than {MAX_FILE_BYTES // 1_048_576} MiB; nothing appended", EXIT_USAGE)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text; nothing appended", EXIT_USAGE)
+    try:
+        rates = parse_rate_file(text)
+    except RateFileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}:{problem}", err=True)
+        fail(f"{len(exc.problems)} problem(s) in {file}; nothing appended", EXIT_USAGE)
+    # One transaction for the whole file: it is appended whole or not at all, even if the
+    # database fails midway (a rate file is days x pairs rows, never large).
+    result = append(app_context().database(), [rate_event(fx) for fx in rates])
+    click.echo(f"appended {len(result.appended)}, duplicates {len(result.duplicates)}")
