@@ -56,6 +56,14 @@ def run(db_url: str, tmp_path: Path, *args: str, config: str = CONFIG) -> Result
     )
 
 
+def import_invoice(
+    db_url: str, tmp_path: Path, file: Path, *options: str, config: str = CONFIG
+) -> Result:
+    """``smsrecon reconcile import-invoice FILE --carrier mts [options]``."""
+    command = ("reconcile", "import-invoice", str(file), "--carrier", "mts", *options)
+    return run(db_url, tmp_path, *command, config=config)
+
+
 def lines(db: Database) -> list[tuple]:
     """The invoiced events as comparable tuples (not the source: the file names differ)."""
     return [
@@ -82,7 +90,7 @@ def test_csv_lines_become_invoiced_events_and_one_header(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text(CSV)
-    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    result = import_invoice(db_url, tmp_path, file)
     assert result.exit_code == 0, result.output
     assert (
         "invoice INV-1 version 1: read 3, appended 3, duplicates 0, quarantined 0" in result.output
@@ -129,18 +137,14 @@ def test_csv_and_gzipped_json_lines_give_the_same_events(
 ) -> None:
     csv_file = tmp_path / "inv.csv"
     csv_file.write_text(CSV)
-    assert run(db_url, tmp_path, "reconcile", "import-invoice", str(csv_file), "--carrier", "mts")
+    assert import_invoice(db_url, tmp_path, csv_file).exit_code == 0
     from_csv = lines(db)
     jsonl = tmp_path / "inv.jsonl.gz"
     jsonl.write_bytes(gzip.compress(JSONL.encode()))
-    result = run(
+    result = import_invoice(
         db_url,
         tmp_path,
-        "reconcile",
-        "import-invoice",
-        str(jsonl),
-        "--carrier",
-        "mts",
+        jsonl,
         "--supersede",
     )
     assert result.exit_code == 0, result.output
@@ -202,14 +206,10 @@ def test_period_and_invoice_id_from_the_command_line(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text(CSV.replace("INV-1,", ","))
-    result = run(
+    result = import_invoice(
         db_url,
         tmp_path,
-        "reconcile",
-        "import-invoice",
-        str(file),
-        "--carrier",
-        "mts",
+        file,
         "--invoice-id",
         "2026-01",
         "--period",
@@ -229,9 +229,9 @@ def test_the_same_file_again_is_a_no_op_that_says_so(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text(CSV)
-    assert run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert import_invoice(db_url, tmp_path, file).exit_code == 0
     before = len(stored_events(db))
-    again = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    again = import_invoice(db_url, tmp_path, file)
     assert again.exit_code == 0, again.output
     assert "invoice INV-1: this file is already imported (version 1); nothing appended" in (
         again.output
@@ -244,11 +244,11 @@ def test_a_different_file_under_the_same_invoice_is_refused_without_supersede(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text(CSV)
-    assert run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert import_invoice(db_url, tmp_path, file).exit_code == 0
     before = len(stored_events(db))
     changed = tmp_path / "inv-corrected.csv"
     changed.write_text(CSV.replace("0.70", "0.69"))
-    refused = run(db_url, tmp_path, "reconcile", "import-invoice", str(changed), "--carrier", "mts")
+    refused = import_invoice(db_url, tmp_path, changed)
     assert refused.exit_code == 2
     assert refused.output.strip().splitlines() == [
         "smsrecon: invoice INV-1 is already imported (version 1) from another file: "
@@ -262,17 +262,13 @@ def test_supersede_records_version_two_and_the_log_keeps_both(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text(CSV)
-    assert run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert import_invoice(db_url, tmp_path, file).exit_code == 0
     changed = tmp_path / "inv-corrected.csv"
     changed.write_text(CSV.replace("0.70", "0.69"))
-    result = run(
+    result = import_invoice(
         db_url,
         tmp_path,
-        "reconcile",
-        "import-invoice",
-        str(changed),
-        "--carrier",
-        "mts",
+        changed,
         "--supersede",
     )
     assert result.exit_code == 0, result.output
@@ -291,7 +287,7 @@ def test_wrong_columns_refuse_the_file_in_one_line(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text("invoice,id,when,amount\nINV-1,c1,2026-01-15T10:00:00Z,0.35\n")
-    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    result = import_invoice(db_url, tmp_path, file)
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "smsrecon: inv.csv: wrong columns: missing billed_at, cost, invoice_id, currency, "
@@ -304,7 +300,7 @@ def test_an_empty_file_is_refused_in_one_line(db: Database, db_url: str, tmp_pat
     for name, text in (("empty.csv", ""), ("empty.jsonl", "\n"), ("header-only.csv", HEADER)):
         file = tmp_path / name
         file.write_text(text)
-        result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+        result = import_invoice(db_url, tmp_path, file)
         assert result.exit_code == 2, (name, result.output)
         assert len(result.output.strip().splitlines()) == 1
         assert "empty file" in result.output
@@ -326,7 +322,7 @@ def test_bad_lines_are_quarantined_with_their_row_and_the_good_ones_imported(
         + "INV-1,c7,,2026-01-15T10:00:00Z,,1\n"  # row 8: too few fields
         + "INV-1,c8,,2026-01-15T11:00:00Z,,1,0.40,RUB\n"  # row 9: good
     )
-    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    result = import_invoice(db_url, tmp_path, file)
     assert result.exit_code == 3, result.output
     assert "read 8, appended 2, duplicates 0, quarantined 6" in result.output
     assert [r.carrier_message_id for r in stored_events(db, "carrier.invoiced")] == ["c1", "c8"]
@@ -351,7 +347,7 @@ def test_a_bad_json_line_is_quarantined_with_its_line_number(
     file = tmp_path / "inv.jsonl"
     bad = '{"invoice_id": "INV-1", "carrier_message_id": "c9\\u0000", "cost": "1"}\n'
     file.write_text(JSONL.splitlines(keepends=True)[0] + "not json\n" + bad)
-    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    result = import_invoice(db_url, tmp_path, file)
     assert result.exit_code == 3, result.output
     assert "read 3, appended 1, duplicates 0, quarantined 2" in result.output
     assert [e.error for e in quarantine_rows(db)] == [
@@ -368,7 +364,7 @@ def test_close_invoice_appends_once_and_refuses_an_unknown_id(
     assert unknown.output.strip() == "smsrecon: no invoice INV-1 was imported"
     file = tmp_path / "inv.csv"
     file.write_text(CSV)
-    assert run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert import_invoice(db_url, tmp_path, file).exit_code == 0
     closed = run(db_url, tmp_path, "reconcile", "close-invoice", "INV-1")
     assert closed.exit_code == 0 and "invoice INV-1: closed" in closed.output
     again = run(db_url, tmp_path, "reconcile", "close-invoice", "INV-1")
@@ -385,7 +381,7 @@ def test_replay_verify_holds_after_an_import_and_a_close(
 ) -> None:
     file = tmp_path / "inv.csv"
     file.write_text(CSV)
-    assert run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    assert import_invoice(db_url, tmp_path, file).exit_code == 0
     assert run(db_url, tmp_path, "reconcile", "close-invoice", "INV-1").exit_code == 0
     projected = run(db_url, tmp_path, "project")
     assert projected.exit_code == 0, projected.output
@@ -399,7 +395,7 @@ def test_a_file_larger_than_a_chunk_is_appended_whole_and_counted(
     file = tmp_path / "big.csv"
     rows = "".join(f"INV-9,c{n},,2026-01-15T10:00:00Z,,1,0.35,RUB\n" for n in range(2500))
     file.write_text(HEADER + rows)
-    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    result = import_invoice(db_url, tmp_path, file)
     assert result.exit_code == 0, result.output
     assert "read 2500, appended 2500, duplicates 0, quarantined 0" in result.output
     assert header(db)["lines"] == 2500
@@ -411,7 +407,7 @@ def test_a_file_that_is_not_utf8_is_refused_in_one_line(
 ) -> None:
     file = tmp_path / "inv.jsonl"
     file.write_bytes(b'{"invoice_id": "INV-1", "message_id": "\xff"}\n')
-    result = run(db_url, tmp_path, "reconcile", "import-invoice", str(file), "--carrier", "mts")
+    result = import_invoice(db_url, tmp_path, file)
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "smsrecon: inv.jsonl: not UTF-8 text (invalid start byte)"
