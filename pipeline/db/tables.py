@@ -71,4 +71,7 @@ def part_tables() -> tuple[Table, ...]:
         projector_tables.projector_correlations,
         projector_tables.projector_held,
         projector_tables.projector_checkpoints,
+        projector_tables.invoices,
+        projector_tables.invoice_lines,
+        projector_tables.fx_rates,
     )

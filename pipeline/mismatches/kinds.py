@@ -13,8 +13,12 @@ ACKNOWLEDGED = "acknowledged"
 
 #: Who opened a row (and may resolve it).
 ORIGIN_PROJECTOR = "projector"
+#: Opened by the projector too, from invoice lines and headers (rebuilt by replay alike).
+ORIGIN_INVOICE = "invoice"
 ORIGIN_DISPATCHER = "dispatcher"
-ORIGINS = (ORIGIN_PROJECTOR, ORIGIN_DISPATCHER)
+ORIGINS = (ORIGIN_PROJECTOR, ORIGIN_INVOICE, ORIGIN_DISPATCHER)
+#: Origins whose rows the projector owns: derived from the log, rebuilt by ``replay``.
+PROJECTOR_ORIGINS = (ORIGIN_PROJECTOR, ORIGIN_INVOICE)
 
 # The projector's kinds.
 #: The carrier's part count differs from the one computed from the text.
@@ -30,6 +34,27 @@ KIND_UNKNOWN_MESSAGE = "unknown_message"
 #: An event the projector cannot read or apply (skipped).
 KIND_UNREADABLE_EVENT = "unreadable_event"
 
+#: A message not final ``projector.stale_after`` after it was accepted (event clock).
+KIND_STALE = "stale"
+#: A charged message's expected carrier cost exceeds its price: a route sold below cost.
+KIND_NEGATIVE_MARGIN = "negative_margin"
+
+# The money kinds (docs/reconciliation.md); all but negative_margin have origin invoice.
+#: Invoiced differs from the expected cost beyond the carrier's tolerance.
+KIND_COST_MISMATCH = "cost_mismatch"
+#: The invoice's currency is not the one expected.
+KIND_CURRENCY_MISMATCH = "currency_mismatch"
+#: One message billed twice: on two lines or in two invoices.
+KIND_DUPLICATE_CHARGE = "duplicate_charge"
+#: An invoice line no message claims, by message id or carrier id, after the grace.
+KIND_INVOICE_UNKNOWN_MESSAGE = "invoice_unknown_message"
+#: Charged although the status is non-chargeable (16, 52).
+KIND_BILLED_BUT_REJECTED = "billed_but_rejected"
+#: A closed invoice has no line for a message the carrier bills in its period.
+KIND_MISSING_INVOICE_LINE = "missing_invoice_line"
+#: An invoice's lines do not add up to its stated total.
+KIND_INVOICE_TOTAL_MISMATCH = "invoice_total_mismatch"
+
 #: Every kind the projector opens.
 PROJECTOR_KINDS = (
     KIND_PARTS_MISMATCH,
@@ -38,6 +63,20 @@ PROJECTOR_KINDS = (
     KIND_NO_TARIFF,
     KIND_UNKNOWN_MESSAGE,
     KIND_UNREADABLE_EVENT,
+    KIND_STALE,
+    KIND_NEGATIVE_MARGIN,
+)
+
+#: Every kind the projector opens with origin invoice.
+INVOICE_KINDS = (
+    KIND_COST_MISMATCH,
+    KIND_PARTS_MISMATCH,
+    KIND_CURRENCY_MISMATCH,
+    KIND_DUPLICATE_CHARGE,
+    KIND_INVOICE_UNKNOWN_MESSAGE,
+    KIND_BILLED_BUT_REJECTED,
+    KIND_MISSING_INVOICE_LINE,
+    KIND_INVOICE_TOTAL_MISMATCH,
 )
 
 # The dispatcher's kinds: the refusal each answer or check opens.

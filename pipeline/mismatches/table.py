@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, String, Table, Text, text
 
 from pipeline.db.tables import BigId, metadata
-from pipeline.db.types import JSONDocument, UTCDateTime
+from pipeline.db.types import JSONDocument, Money, UTCDateTime
 
 mismatches = Table(
     "mismatches",
@@ -28,13 +28,21 @@ mismatches = Table(
     Column("first_position", BigInteger(), nullable=True),
     Column("last_position", BigInteger(), nullable=True),
     Column("note", Text(), nullable=True),
+    # The money a money mismatch is about (what finance would recover or lose), if any.
+    Column("amount_at_stake", Money(), nullable=True),
+    Column("amount_currency", String(3), nullable=True),
+    # The invoice an invoice mismatch is about (the latest one, when several are).
+    Column("invoice_id", String(80), nullable=True),
     Index("ix_mismatches_message_id", "message_id"),
+    Index("ix_mismatches_invoice_id", "invoice_id"),
     Index("ix_mismatches_status_kind", "status", "kind"),
-    # At most one open row per (subject, kind).
+    # At most one open row per (subject, kind, origin): a message's parts can disagree with
+    # the text (origin projector) and with its invoice (origin invoice) at once.
     Index(
-        "ix_mismatches_open_subject_kind",
+        "ix_mismatches_open_subject_kind_origin",
         "subject",
         "kind",
+        "origin",
         unique=True,
         sqlite_where=text("status = 'open'"),
         postgresql_where=text("status = 'open'"),

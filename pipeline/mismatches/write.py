@@ -1,22 +1,27 @@
 """Every write to the ``mismatches`` table: open, refresh, update detail, resolve, acknowledge.
 
 open -> resolved (the cause went away; set by whoever opened it) or acknowledged (a person
-closed it with a note). At most one row per (subject, kind) is open at a time; ``subject``
+closed it with a note). At most one row per (subject, kind, origin) is open at a time; ``subject``
 is the message id when there is one, else a name for what the mismatch is about (for
 instance ``carrier:mts:abc123`` for a report no message claims). The projector and the
 dispatcher both call these functions inside their own write transactions, so a mismatch
 opens or resolves atomically with the state change that caused it.
+
+A money mismatch names the money at stake in its detail, ``amount_at_stake`` and
+``currency`` (decimal text), and its invoice as ``invoice_id``; ``open_mismatch`` copies
+them into their columns, so that SQL can sum and filter them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, literal, select, update
 
-from pipeline.mismatches.kinds import ACKNOWLEDGED, OPEN, ORIGIN_PROJECTOR, ORIGINS, RESOLVED
+from pipeline.mismatches.kinds import ACKNOWLEDGED, OPEN, ORIGINS, PROJECTOR_ORIGINS, RESOLVED
 from pipeline.mismatches.read import MismatchError
 from pipeline.mismatches.table import mismatches
 
@@ -27,6 +32,25 @@ def _subject(message_id: str | None, subject: str | None) -> str:
     if message_id:
         return message_id
     raise MismatchError("a mismatch needs a message_id or a subject")
+
+
+def money_columns(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns a detail's money fields fill (all NULL when it names no money)."""
+    amount = detail.get("amount_at_stake")
+    invoice = detail.get("invoice_id")
+    return {
+        "amount_at_stake": None if amount is None else Decimal(str(amount)),
+        "amount_currency": detail.get("currency") if amount is not None else None,
+        "invoice_id": str(invoice)[:80] if invoice is not None else None,
+    }
+
+
+def _same(table: Table, key: str, kind: str, origin: str | None) -> list[Any]:
+    """The WHERE of the open (subject, kind[, origin]) row."""
+    where = [table.c.subject == key, table.c.kind == kind, table.c.status == OPEN]
+    if origin is not None:
+        where.append(table.c.origin == origin)
+    return where
 
 
 def open_mismatch(
@@ -50,13 +74,10 @@ def open_mismatch(
     if origin not in ORIGINS:
         raise MismatchError(f"origin must be one of {ORIGINS}, got {origin!r}")
     key = _subject(message_id, subject)
-    existing = conn.execute(
-        select(table.c.id).where(
-            table.c.subject == key, table.c.kind == kind, table.c.status == OPEN
-        )
-    ).scalar()
+    money = money_columns(detail)
+    existing = conn.execute(select(table.c.id).where(*_same(table, key, kind, origin))).scalar()
     if existing is not None:
-        values: dict[str, Any] = {"detail": dict(detail)}
+        values: dict[str, Any] = {"detail": dict(detail), **money}
         if position is not None:
             values["last_position"] = position
         conn.execute(update(table).where(table.c.id == existing).values(**values))
@@ -74,6 +95,7 @@ def open_mismatch(
             first_position=position,
             last_position=position,
             note=None,
+            **money,
         )
     )
     return int(result.inserted_primary_key[0])
@@ -87,18 +109,16 @@ def resolve_mismatch(
     now: datetime,
     position: int | None = None,
     subject: str | None = None,
+    origin: str | None = None,
     table: Table = mismatches,
 ) -> bool:
-    """Resolve the open (subject, kind) mismatch; False when none was open."""
+    """Resolve the open (subject, kind) mismatch (of ``origin``, when given); False when
+    none was open."""
     key = _subject(message_id, subject)
     values: dict[str, Any] = {"status": RESOLVED, "resolved_at": now}
     if position is not None:
         values["last_position"] = position
-    result = conn.execute(
-        update(table)
-        .where(table.c.subject == key, table.c.kind == kind, table.c.status == OPEN)
-        .values(**values)
-    )
+    result = conn.execute(update(table).where(*_same(table, key, kind, origin)).values(**values))
     return result.rowcount > 0
 
 
@@ -120,7 +140,7 @@ def acknowledge_mismatch(
         raise MismatchError(f"no mismatch with id {mismatch_id}")
     if row.status != OPEN:
         raise MismatchError(f"mismatch {mismatch_id} is {row.status} already, not open")
-    closed_here = row.origin != ORIGIN_PROJECTOR
+    closed_here = row.origin not in PROJECTOR_ORIGINS
     if closed_here:
         conn.execute(
             update(mismatches)
@@ -158,13 +178,14 @@ def update_detail(
     kind: str,
     detail: Mapping[str, Any],
     position: int,
+    origin: str | None = None,
     table: Table = mismatches,
 ) -> None:
     """Replace the detail of the open (subject, kind) row: its cause changed, but is still there."""
     conn.execute(
         update(table)
-        .where(table.c.subject == subject, table.c.kind == kind, table.c.status == OPEN)
-        .values(detail=dict(detail), last_position=position)
+        .where(*_same(table, subject, kind, origin))
+        .values(detail=dict(detail), last_position=position, **money_columns(detail))
     )
 
 
@@ -178,7 +199,7 @@ def apply_acknowledgement(
     the event for such rows). The row is found by (subject, kind, first_position), which
     survive a rebuild where ids do not.
     """
-    if payload.get("origin") != ORIGIN_PROJECTOR:
+    if payload.get("origin") not in PROJECTOR_ORIGINS:
         return
     if not payload.get("subject") or not payload.get("kind"):
         return
@@ -186,6 +207,7 @@ def apply_acknowledgement(
         select(table.c.id, table.c.status).where(
             table.c.subject == payload["subject"],
             table.c.kind == payload["kind"],
+            table.c.origin == payload["origin"],
             table.c.first_position == payload.get("first_position"),
         )
     ).first()
@@ -242,7 +264,7 @@ def replace_rebuilt(conn: Connection, rebuilt: Table, *, table: Table = mismatch
     Rows are copied in the rebuild's id order, so the new ids keep the order they were
     opened in. Runs in the caller's transaction: the swap is all or nothing.
     """
-    conn.execute(delete(table).where(table.c.origin == ORIGIN_PROJECTOR))
+    conn.execute(delete(table).where(table.c.origin.in_(PROJECTOR_ORIGINS)))
     names = [c.name for c in table.c if c.name != "id"]
     query = select(*[rebuilt.c[n] for n in names]).order_by(rebuilt.c.id)
     conn.execute(insert(table).from_select(names, query))

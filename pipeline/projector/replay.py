@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 from pipeline.db.engine import Database
 from pipeline.eventlog.model import utc_now
 from pipeline.mismatches import replace_rebuilt
+from pipeline.mismatches.kinds import PROJECTOR_ORIGINS
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.runner import catch_up, head_position
 from pipeline.projector.store import (
@@ -38,7 +39,8 @@ PAGE = 2000
 MISMATCH_KEY = ("subject", "kind", "first_position")
 #: Compared on every row; an acknowledged row only on what a person's act fixes (see docs).
 MISMATCH_FIELDS = ("message_id", "origin", "status", "detail", "opened_at", "resolved_at",
-                   "last_position", "note")  # fmt: skip
+                   "last_position", "note", "amount_at_stake", "amount_currency",
+                   "invoice_id")  # fmt: skip
 ACK_FIELDS = ("message_id", "origin", "status", "opened_at", "note")
 
 
@@ -57,7 +59,16 @@ class Difference:
 
 
 def _all(tables: ProjectionTables) -> list[Table]:
-    return [tables.state, tables.mismatches, tables.correlations, tables.held, tables.checkpoints]
+    return [
+        tables.state,
+        tables.mismatches,
+        tables.correlations,
+        tables.held,
+        tables.checkpoints,
+        tables.invoices,
+        tables.invoice_lines,
+        tables.fx_rates,
+    ]
 
 
 def _drop_shadow(db: Database, shadow: ProjectionTables) -> None:
@@ -158,11 +169,11 @@ def diff_states(conn: Connection, shadow: ProjectionTables) -> Iterator[Differen
 def diff_mismatches(conn: Connection, shadow: ProjectionTables) -> Iterator[Difference]:
     live, replayed = LIVE.mismatches, shadow.mismatches
 
-    def key(row: Any) -> tuple[str, str, int]:
-        return (row.subject, row.kind, row.first_position or 0)
+    def key(row: Any) -> tuple[str, str, str, int]:
+        return (row.subject, row.kind, row.origin, row.first_position or 0)
 
     # Few rows compared to messages: sort in memory by the rebuild-stable key.
-    with_origin = live.c.origin == "projector"
+    with_origin = live.c.origin.in_(PROJECTOR_ORIGINS)
     a_rows = sorted(conn.execute(select(live).where(with_origin)).all(), key=key)
     b_rows = sorted(conn.execute(select(replayed)).all(), key=key)
     for a, b in _merge(iter(a_rows), iter(b_rows), key=key):
@@ -176,6 +187,33 @@ def diff_mismatches(conn: Connection, shadow: ProjectionTables) -> Iterator[Diff
             if getattr(a, name) != getattr(b, name):
                 k = "/".join(map(str, key(a)))
                 yield Difference("mismatches", k, name, getattr(a, name), getattr(b, name))
+
+
+#: The reference projections, compared and swapped whole by their primary keys.
+KEYED = ("invoices", "invoice_lines", "fx_rates")
+
+
+def diff_keyed(conn: Connection, shadow: ProjectionTables) -> Iterator[Difference]:
+    """Every row of the invoice and FX projections, paired by primary key."""
+    for name in KEYED:
+        live, replayed = getattr(LIVE, name), getattr(shadow, name)
+        order = [c.name for c in live.primary_key.columns]
+        fields = [c.name for c in live.c if c.name not in order]
+
+        def key(row: Any, order: list[str] = order) -> tuple[Any, ...]:
+            return tuple(getattr(row, c) for c in order)
+
+        pairs = _merge(_pages(conn, live, order), _pages(conn, replayed, order), key=key)
+        for a, b in pairs:
+            if a is None or b is None:
+                row = a or b
+                side = "missing in live" if a is None else "missing in replay"
+                yield Difference(live.name, "/".join(map(str, key(row))), "row", side, None)
+                continue
+            for field in fields:
+                if getattr(a, field) != getattr(b, field):
+                    k = "/".join(map(str, key(a)))
+                    yield Difference(live.name, k, field, getattr(a, field), getattr(b, field))
 
 
 def verify(
@@ -195,7 +233,12 @@ def verify(
     count = 0
     try:
         with db.read() as conn:
-            for difference in [*diff_states(conn, shadow), *diff_mismatches(conn, shadow)]:
+            found = [
+                *diff_states(conn, shadow),
+                *diff_mismatches(conn, shadow),
+                *diff_keyed(conn, shadow),
+            ]
+            for difference in found:
                 count += 1
                 if report is not None:
                     report(difference)
@@ -244,6 +287,9 @@ def _swap(conn: Connection, shadow: ProjectionTables) -> None:
     _copy(conn, shadow.correlations, LIVE.correlations)
     conn.execute(delete(LIVE.held))
     _copy(conn, shadow.held, LIVE.held)
+    for name in KEYED:
+        conn.execute(delete(getattr(LIVE, name)))
+        _copy(conn, getattr(shadow, name), getattr(LIVE, name))
     cp = conn.execute(
         select(shadow.checkpoints).where(shadow.checkpoints.c.name == CHECKPOINT)
     ).first()

@@ -25,6 +25,9 @@ from pipeline.projector.derive import MessageView, payload_hash
 from pipeline.projector.fold import parse_time_text
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.tables import (
+    fx_rates,
+    invoice_lines,
+    invoices,
     message_state,
     mismatches,
     projector_checkpoints,
@@ -48,10 +51,20 @@ class ProjectionTables:
     correlations: Table
     held: Table
     checkpoints: Table
+    invoices: Table
+    invoice_lines: Table
+    fx_rates: Table
 
 
 LIVE = ProjectionTables(
-    message_state, mismatches, projector_correlations, projector_held, projector_checkpoints
+    message_state,
+    mismatches,
+    projector_correlations,
+    projector_held,
+    projector_checkpoints,
+    invoices,
+    invoice_lines,
+    fx_rates,
 )
 
 SHADOW_SUFFIX = "__replay"
@@ -63,18 +76,29 @@ def shadow_tables() -> ProjectionTables:
 
     def copy(table: Table, *indexes: tuple[str, ...]) -> Table:
         name = table.name + SHADOW_SUFFIX
-        columns: list[Any] = [Column(c.name, c.type, primary_key=c.primary_key) for c in table.c]
+        columns: list[Any] = [
+            Column(c.name, c.type, primary_key=c.primary_key, autoincrement=c.autoincrement)
+            for c in table.c
+        ]
         shadow = Table(name, meta, *columns)
         for i, cols in enumerate(indexes):
             Index(f"ix_{name}_{i}", *[shadow.c[c] for c in cols])
         return shadow
 
     return ProjectionTables(
-        copy(message_state),
-        copy(mismatches, ("subject", "kind", "status"), ("subject", "kind", "first_position")),
+        copy(message_state, ("accepted_at",), ("carrier", "submitted_at")),
+        copy(
+            mismatches,
+            ("subject", "kind", "status"),
+            ("subject", "kind", "first_position"),
+            ("invoice_id",),
+        ),
         copy(projector_correlations),
         copy(projector_held, ("carrier", "carrier_message_id"), ("message_id",)),
         copy(projector_checkpoints),
+        copy(invoices),
+        copy(invoice_lines, ("message_id",), ("position",)),
+        copy(fx_rates),
     )
 
 
@@ -173,7 +197,24 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
         "currency_iso": view.currency_iso,
         "carrier_cost": view.carrier_cost,
         "carrier_cost_currency": view.carrier_cost_currency,
+        "carrier_cost_source": None,
+        "carrier_cost_expected": None,
+        "carrier_cost_expected_currency": None,
+        "carrier_cost_reported": None,
+        "carrier_cost_reported_currency": None,
+        "carrier_cost_invoiced": None,
+        "carrier_cost_invoiced_currency": None,
+        "acked_payment_sum": None,
+        "acked_currency_iso": None,
+        "acked_status": None,
+        "margin": None,
+        "margin_currency": None,
+        "revenue_reporting": None,
+        "cost_reporting": None,
+        "margin_reporting": None,
+        "fx_missing": False,
         "accepted_at": parse_iso_time_text(accepted.accepted_at) if accepted else None,
+        "submitted_at": None,
         "last_position": facts.last_position,
         "version": facts.version,
         "payload_hash": payload_hash(payload),

@@ -27,6 +27,9 @@ from pipeline.db.types import JSONDocument, Money, UTCDateTime
 from pipeline.mismatches.table import mismatches
 
 __all__ = [
+    "fx_rates",
+    "invoice_lines",
+    "invoices",
     "message_state",
     "mismatches",
     "projector_checkpoints",
@@ -56,9 +59,36 @@ message_state = Table(
     # NULL means "no price yet" (no tariff, or not accepted yet), never zero.
     Column("payment_sum", Money(), nullable=True),
     Column("currency_iso", String(3), nullable=True),
+    # The carrier cost finance uses: invoiced, else reported, else expected (which one is
+    # ``carrier_cost_source``); the three are kept apart below and never overwrite each other.
     Column("carrier_cost", Money(), nullable=True),
     Column("carrier_cost_currency", String(3), nullable=True),
+    Column("carrier_cost_source", String(16), nullable=True),
+    # The buy-side rate card's cost (carriers.<name>.rates, charge_on).
+    Column("carrier_cost_expected", Money(), nullable=True),
+    Column("carrier_cost_expected_currency", String(3), nullable=True),
+    # What DLRs reported, summed over parts.
+    Column("carrier_cost_reported", Money(), nullable=True),
+    Column("carrier_cost_reported_currency", String(3), nullable=True),
+    # The sum of the message's invoice lines (each invoice's latest version), credits netted.
+    Column("carrier_cost_invoiced", Money(), nullable=True),
+    Column("carrier_cost_invoiced_currency", String(3), nullable=True),
+    # What Altegio acknowledged last (the dispatch.acknowledged event): revenue.
+    Column("acked_payment_sum", Money(), nullable=True),
+    Column("acked_currency_iso", String(3), nullable=True),
+    Column("acked_status", Integer(), nullable=True),
+    # Acknowledged revenue minus the carrier cost, in the revenue's currency (the cost
+    # converted with the day's rate when it is in another); NULL when either is unknown.
+    Column("margin", Money(), nullable=True),
+    Column("margin_currency", String(3), nullable=True),
+    # The same three in finance.reporting_currency; NULL, with fx_missing, without a rate.
+    Column("revenue_reporting", Money(), nullable=True),
+    Column("cost_reporting", Money(), nullable=True),
+    Column("margin_reporting", Money(), nullable=True),
+    Column("fx_missing", Boolean(), nullable=False),
     Column("accepted_at", UTCDateTime(), nullable=True),
+    # The first submission to a carrier (what an invoice's period covers).
+    Column("submitted_at", UTCDateTime(), nullable=True),
     Column("last_position", BigInteger(), nullable=False),
     # Rises only when (status, payment_sum, currency_iso, parts_amount) changes.
     Column("version", Integer(), nullable=False),
@@ -68,6 +98,8 @@ message_state = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     # The rest of the fold's state (per-part tracks, reported finals, costs), as JSON.
     Column("fold_state", JSONDocument, nullable=False),
+    Index("ix_message_state_accepted_at", "accepted_at"),
+    Index("ix_message_state_carrier_submitted_at", "carrier", "submitted_at"),
 )
 
 #: (carrier, carrier_message_id) -> message_id, from carrier.submitted.
@@ -111,4 +143,62 @@ projector_checkpoints = Table(
     # The log's event time at ``position`` (drives the correlation grace deterministically).
     Column("clock", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+#: One row per invoice: its latest header (``carrier.invoice``) and whether it is closed.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("invoice_id", String(80), primary_key=True),
+    Column("carrier", String(64), nullable=False),
+    # The latest version imported (a superseding file is a new version; the latest counts).
+    Column("version", Integer(), nullable=False),
+    Column("period_from", UTCDateTime(), nullable=True),
+    Column("period_to", UTCDateTime(), nullable=True),
+    Column("currency", String(3), nullable=True),
+    # The total the file (or --total) states; NULL when neither gives one.
+    Column("stated_total", Money(), nullable=True),
+    # The lines of the latest version and their sum (credits netted).
+    Column("lines", Integer(), nullable=False),
+    Column("lines_total", Money(), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("closed", Boolean(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("position", BigInteger(), nullable=False),
+)
+
+#: Every invoice line (``carrier.invoiced``) of every version, with the message it bills
+#: once one claims it (NULL while none does).
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_id", String(80), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("line", Integer(), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("carrier_message_id", String(128), nullable=True),
+    Column("message_id", String(128), nullable=True),
+    Column("billed_at", UTCDateTime(), nullable=True),
+    Column("destination", String(128), nullable=True),
+    Column("parts", Integer(), nullable=False),
+    Column("cost", Money(), nullable=False),
+    Column("currency", String(3), nullable=True),
+    Column("position", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("invoice_id", "version", "line", name="pk_invoice_lines"),
+    Index("ix_invoice_lines_message_id", "message_id"),
+    Index("ix_invoice_lines_position", "position"),
+)
+
+#: The ``fx.rate`` events, the last one per (day, base, quote) counting.
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("day", String(10), nullable=False),
+    Column("base", String(3), nullable=False),
+    Column("quote", String(3), nullable=False),
+    Column("rate", Money(), nullable=False),
+    Column("source", String(128), nullable=True),
+    Column("position", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("day", "base", "quote", name="pk_fx_rates"),
 )
