@@ -300,6 +300,8 @@ class ProjectorSettings(_Section):
     batch_size: int = Field(default=5_000, ge=1)
     #: Event time after which an uncorrelated report becomes an unknown_message mismatch.
     correlation_grace: Duration = 600.0
+    #: Event time after which a message accepted and not final is a ``stale`` mismatch.
+    stale_after: Duration = 259_200.0
 
 
 class Tariff(_Section):

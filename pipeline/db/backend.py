@@ -81,18 +81,24 @@ class Backend(ABC):
         is already stored, which are skipped without error."""
 
     def upsert(
-        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: str | Sequence[str],
     ) -> None:
         """Insert the encoded ``rows``, or overwrite every other column of a stored row
-        with the same ``key`` (``INSERT ... ON CONFLICT DO UPDATE``, one executemany)."""
+        with the same ``key`` (one column or several: the primary key or a unique index;
+        ``INSERT ... ON CONFLICT DO UPDATE``, one executemany)."""
         if not rows:
             return
+        keys = [key] if isinstance(key, str) else list(key)
         names = list(rows[0])
-        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c != key)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in keys)
         sql = (
             f"INSERT INTO {table.name} ({', '.join(names)}) "
             f"VALUES ({', '.join(':' + c for c in names)}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
         )
         cursor = conn.connection.cursor()
         try:

@@ -32,7 +32,14 @@ from pipeline.mismatches.kinds import (
     KIND_PARTS_MISMATCH,
     KIND_REFUSED_THEN_DELIVERED,
 )
-from pipeline.projector.message import Cost, MessageFacts
+from pipeline.projector.finance import (
+    FinanceRules,
+    FinanceView,
+    Sale,
+    derive_finance,
+    message_carrier,
+)
+from pipeline.projector.message import MessageFacts
 from pipeline.times import parse_iso_time_text
 
 WHOLE = "message"
@@ -45,6 +52,10 @@ class FoldRules:
     tariffs: list[TariffRule] = field(default_factory=list)
     non_chargeable: frozenset[int] = frozenset({16, 52})
     rounding: str = "half_up"
+    #: Event time after which a message not final is ``stale`` (projector.stale_after).
+    stale_after: float = 72 * 3600.0
+    #: Carrier terms, the reporting currency and the log's reference data (finance).
+    finance: FinanceRules = field(default_factory=FinanceRules)
     _memo: dict[tuple[Any, ...], TariffRule | None] = field(default_factory=dict, repr=False)
     _prices: dict[tuple[Any, ...], tuple[Decimal, str, str]] = field(
         default_factory=dict, repr=False
@@ -119,6 +130,8 @@ class MessageView:
     carrier_cost: Decimal | None = None
     carrier_cost_currency: str | None = None
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The money finance sees (pipeline.projector.finance); None before any derivation.
+    finance: FinanceView | None = None
 
     @property
     def payload(self) -> tuple[Any, ...]:
@@ -203,25 +216,8 @@ def _status_of(tracks: list[Track]) -> TrackStatus:
     return track_status(tracks[0] if len(tracks) == 1 else merge_tracks(tracks))
 
 
-def _carrier_cost(facts: MessageFacts) -> Cost | None:
-    if facts.invoice_cost is not None:
-        return facts.invoice_cost
-    if facts.message_cost is not None:
-        return facts.message_cost
-    latest: dict[str, Cost] = {}
-    for key, cost in facts.part_costs.items():
-        name = part_identity(facts, key)
-        if name not in latest or cost.stamp > latest[name].stamp:
-            latest[name] = cost
-    if not latest or len({c.currency for c in latest.values()}) != 1:
-        return None
-    total = sum((Decimal(c.amount) for c in latest.values()), Decimal(0))
-    first = next(iter(latest.values()))
-    return Cost(format(total, "f"), first.currency, first.stamp)
-
-
-#: What ``visible`` gives: (payload, conditions).
-Visible = tuple[tuple[Any, ...], dict[str, dict[str, Any]]]
+#: What ``visible`` gives: (payload, conditions, whether the message is final).
+Visible = tuple[tuple[Any, ...], dict[str, dict[str, Any]], bool]
 
 
 def visible(facts: MessageFacts, rules: FoldRules) -> Visible:
@@ -231,7 +227,7 @@ def visible(facts: MessageFacts, rules: FoldRules) -> Visible:
     of the row, which depends on the message's final facts alone and so is derived once per
     message per batch."""
     core = _core(facts, rules)
-    return (core.status, core.money, core.currency, core.parts), core.conditions
+    return (core.status, core.money, core.currency, core.parts), core.conditions, core.is_final
 
 
 class Derived(NamedTuple):
@@ -247,6 +243,7 @@ class Derived(NamedTuple):
     is_final: bool
     parts_source: str | None
     payment_sum: Decimal | None
+    sale: Sale
 
 
 _new_derived = tuple.__new__
@@ -317,11 +314,41 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
             }
         else:
             payment_sum, currency, money = rules.price(tariff, parts, accepted.free, status)
+    sale = Sale(message_carrier(facts), status, parts, payment_sum, currency, rules.non_chargeable)
+    if _money_matters(facts, sale, rules.finance):
+        conditions.update(derive_finance(facts, sale, rules.finance, part_identity)[1])
     # tuple.__new__ skips NamedTuple's Python-level __new__: as cheap as a bare tuple.
     return _new_derived(
         Derived,
-        (status, money, currency, parts, conditions, status_at, final, parts_source, payment_sum),
+        (
+            status,
+            money,
+            currency,
+            parts,
+            conditions,
+            status_at,
+            final,
+            parts_source,
+            payment_sum,
+            sale,
+        ),
     )
+
+
+def _money_matters(facts: MessageFacts, sale: Sale, finance: FinanceRules) -> bool:
+    """Whether any money condition can hold: invoice lines, a charged message with a cost to
+    compare, or a closed invoice of its carrier. The rest are spared the derivation after
+    every event (``derive_finance`` gives no condition for them: the fast-path test)."""
+    if facts.lines:
+        return True
+    carrier = sale.carrier
+    if carrier is None:
+        return False
+    if sale.payment_sum is not None and sale.payment_sum > 0:
+        terms = finance.carriers.get(carrier)
+        if facts.message_cost or facts.part_costs or (terms is not None and terms.rates):
+            return True
+    return bool(finance.book.closed_invoices(carrier))
 
 
 def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
@@ -330,7 +357,8 @@ def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
     if facts.submissions:
         first_sub = min(facts.submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))
         carrier, carrier_message_id = first_sub.carrier, first_sub.carrier_message_id
-    cost = _carrier_cost(facts)
+    money, _conditions = derive_finance(facts, core.sale, rules.finance, part_identity)
+    cost = money.cost
     return MessageView(
         status=core.status,
         status_at=core.status_at,
@@ -341,7 +369,8 @@ def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
         currency_iso=core.currency,
         carrier=carrier,
         carrier_message_id=carrier_message_id,
-        carrier_cost=Decimal(cost.amount) if cost else None,
+        carrier_cost=cost.amount if cost else None,
         carrier_cost_currency=cost.currency if cost else None,
         conditions=core.conditions,
+        finance=money,
     )

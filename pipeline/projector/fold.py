@@ -13,7 +13,14 @@ from typing import Any
 from pipeline.domain.status import KNOWN_STATUSES, Stamp, Track, report_status
 from pipeline.eventlog import StoredEvent
 from pipeline.projector.derive import FoldRules, MessageView, derive_view, visible
-from pipeline.projector.message import Accepted, Cost, MessageFacts, Submission
+from pipeline.projector.message import (
+    Accepted,
+    Acked,
+    BilledLine,
+    Cost,
+    MessageFacts,
+    Submission,
+)
 from pipeline.times import fold_time_text, iso_time_text, parse_fold_time_text
 
 #: Event types that change a message's facts; others (dispatch.*, mismatch.*) do not.
@@ -24,6 +31,7 @@ MESSAGE_EVENTS = frozenset(
         "carrier.submitted",
         "carrier.status",
         "carrier.invoiced",
+        "dispatch.acknowledged",
     }
 )
 
@@ -141,9 +149,43 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
     elif event.type == "carrier.status":
         _apply_report(out, event, stamp)
     elif event.type == "carrier.invoiced":
-        cost = payload.get("cost")
-        if cost is not None and (out.invoice_cost is None or stamp[1] > out.invoice_cost.stamp[1]):
-            out.invoice_cost = Cost(_cost(cost), _text(payload, "currency"), stamp)
+        line = billed_line(event)
+        out.lines[f"{line.invoice_id}:{line.version}:{line.line}"] = line
+    elif event.type == "dispatch.acknowledged" and (
+        out.acked is None or event.position > out.acked.position
+    ):
+        status, money = payload.get("status"), payload.get("payment_sum")
+        out.acked = Acked(
+            payment_sum=None if money is None else _cost(money),
+            currency_iso=_text(payload, "currency_iso"),
+            status=status if type(status) is int else None,
+            position=event.position,
+        )
+
+
+def billed_line(event: StoredEvent) -> BilledLine:
+    """A ``carrier.invoiced`` event as the line it bills. One written by hand without the
+    importer's invoice id, version and line number is a line of its own (its position)."""
+    payload = event.payload
+    cost = payload.get("cost")
+    if cost is None:
+        raise FoldError("cost: an invoice line without a cost")
+    invoice_id = _text(payload, "invoice_id")
+    version = payload.get("version")
+    number = payload.get("line")
+    if invoice_id is None or type(version) is not int or type(number) is not int:
+        invoice_id, version, number = f"event:{event.position}", 1, 1
+    return BilledLine(
+        invoice_id=invoice_id,
+        version=version,
+        line=number,
+        carrier=event.carrier,
+        carrier_message_id=event.carrier_message_id,
+        parts=_int(payload.get("parts")) or 1,
+        amount=_cost(cost),
+        currency=_text(payload, "currency"),
+        position=event.position,
+    )
 
 
 def _apply_report(out: MessageFacts, event: StoredEvent, stamp: Stamp) -> None:
@@ -190,7 +232,8 @@ def fold_into(facts: MessageFacts, event: StoredEvent, rules: FoldRules) -> bool
     """
     if event.type in MESSAGE_EVENTS:
         apply_fact_into(facts, event)
-    payload, conditions = visible(facts, rules)
+    payload, conditions, final = visible(facts, rules)
+    facts.final = final
     changed = payload != facts.payload
     if changed:
         facts.payload = payload

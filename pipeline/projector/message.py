@@ -46,6 +46,31 @@ class Cost:
 
 
 @dataclass(slots=True)
+class BilledLine:
+    """One invoice line that bills the message (``carrier.invoiced``)."""
+
+    invoice_id: str
+    version: int
+    line: int
+    carrier: str | None
+    carrier_message_id: str | None
+    parts: int
+    amount: str
+    currency: str | None
+    position: int
+
+
+@dataclass(slots=True)
+class Acked:
+    """What Altegio acknowledged last (the latest ``dispatch.acknowledged`` in the log)."""
+
+    payment_sum: str | None
+    currency_iso: str | None
+    status: int | None
+    position: int
+
+
+@dataclass(slots=True)
 class MessageFacts:
     message_id: str
     accepted: Accepted | None = None
@@ -59,17 +84,23 @@ class MessageFacts:
     #: cost_scope "part": latest cost per raw part key; "message": the latest message cost.
     part_costs: dict[str, Cost] = field(default_factory=dict)
     message_cost: Cost | None = None
-    invoice_cost: Cost | None = None
+    #: "invoice:version:line" -> the line, every version (the latest of an invoice counts).
+    lines: dict[str, BilledLine] = field(default_factory=dict)
+    acked: Acked | None = None
     #: Mismatch kinds whose condition currently holds -> their detail (for open/resolve).
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The grace timer for "reports but no message.accepted": [held position, deadline].
     unaccepted_timer: tuple[int, str] | None = None
+    #: The ``stale`` timer while the message is not final: [held position, deadline].
+    stale_timer: tuple[int, str] | None = None
     # Bookkeeping of the visible row.
     payload: tuple[Any, ...] | None = None
     version: int = 0
     last_position: int = 0
     #: The ``recorded_at`` of the last event folded (the row's ``updated_at``).
     updated_at: datetime | None = None
+    #: Whether the last derivation found the message final (not stored: derived again).
+    final: bool = False
 
     def copy(self) -> MessageFacts:
         return MessageFacts(
@@ -81,13 +112,16 @@ class MessageFacts:
             dlr_parts=self.dlr_parts,
             part_costs=dict(self.part_costs),
             message_cost=self.message_cost,
-            invoice_cost=self.invoice_cost,
+            lines=dict(self.lines),
+            acked=self.acked,
             conditions=dict(self.conditions),
             unaccepted_timer=self.unaccepted_timer,
+            stale_timer=self.stale_timer,
             payload=self.payload,
             version=self.version,
             last_position=self.last_position,
             updated_at=self.updated_at,
+            final=self.final,
         )
 
     # -- JSON (the fold_state column) ------------------------------------------------------
@@ -101,9 +135,11 @@ class MessageFacts:
             "dlr_parts": [self.dlr_parts[0], list(self.dlr_parts[1])] if self.dlr_parts else None,
             "part_costs": {k: _dc(v) for k, v in self.part_costs.items()},
             "message_cost": _dc(self.message_cost),
-            "invoice_cost": _dc(self.invoice_cost),
+            "lines": {k: _dc(v) for k, v in self.lines.items()},
+            "acked": _dc(self.acked),
             "conditions": self.conditions,
             "unaccepted_timer": list(self.unaccepted_timer) if self.unaccepted_timer else None,
+            "stale_timer": list(self.stale_timer) if self.stale_timer else None,
             "payload": list(self.payload) if self.payload is not None else None,
         }
 
@@ -132,9 +168,11 @@ class MessageFacts:
             dlr_parts=(dlr_parts[0], _stamp(dlr_parts[1])) if dlr_parts else None,
             part_costs={k: _cost(v) for k, v in data.get("part_costs", {}).items()},
             message_cost=_cost(data.get("message_cost")),
-            invoice_cost=_cost(data.get("invoice_cost")),
+            lines={k: BilledLine(**v) for k, v in data.get("lines", {}).items()},
+            acked=Acked(**data["acked"]) if data.get("acked") else None,
             conditions=dict(data.get("conditions", {})),
             unaccepted_timer=_timer(data.get("unaccepted_timer")),
+            stale_timer=_timer(data.get("stale_timer")),
             payload=tuple(payload) if payload is not None else None,
             version=version,
             last_position=last_position,

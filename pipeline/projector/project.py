@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection
@@ -37,12 +38,21 @@ from pipeline.mismatches import (
     resolve_mismatch,
     update_detail,
 )
-from pipeline.mismatches.kinds import KIND_UNKNOWN_MESSAGE, ORIGIN_PROJECTOR
-from pipeline.projector import crashpoints, store
+from pipeline.mismatches.kinds import (
+    KIND_INVOICE_TOTAL_MISMATCH,
+    KIND_INVOICE_UNKNOWN_MESSAGE,
+    KIND_STALE,
+    KIND_UNKNOWN_MESSAGE,
+    ORIGIN_INVOICE,
+    ORIGIN_PROJECTOR,
+)
+from pipeline.projector import crashpoints, reference, store
 from pipeline.projector.derive import FoldRules, MessageView, derive_view
+from pipeline.projector.finance import INVOICE
 from pipeline.projector.fold import (
     MESSAGE_EVENTS,
     FoldError,
+    billed_line,
     fold_into,
     parse_time_text,
     time_text,
@@ -107,6 +117,11 @@ class _Batch:
     held_new: dict[int, dict[str, Any]] = field(default_factory=dict)
     held_gone: set[int] = field(default_factory=set)
     held_expired: set[int] = field(default_factory=set)
+    #: Invoice lines folded in this batch, by (invoice_id, version, line).
+    lines: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict)
+    #: Messages whose rows were written mid-batch and dropped from ``facts`` (reload them).
+    evicted: set[str] = field(default_factory=set)
+    book: reference.LiveBook | None = None
     result: BatchResult = field(default_factory=BatchResult)
 
 
@@ -114,9 +129,12 @@ def event_time(event: StoredEvent) -> datetime:
     return min(event.occurred_at, event.recorded_at)
 
 
-#: Reference data, not something that happened to a message: a rate for tomorrow or an
-#: invoice's header says nothing about how far message time has come.
-CLOCK_NEUTRAL_TYPES = frozenset({"fx.rate", "carrier.invoice", "carrier.invoice_closed"})
+#: Reference data and people's acts, not something that happened to a message: a rate for
+#: tomorrow, an invoice's header or a person acknowledging a mismatch today says nothing
+#: about how far message time has come.
+CLOCK_NEUTRAL_TYPES = frozenset(
+    {"fx.rate", "carrier.invoice", "carrier.invoice_closed", "mismatch.acknowledged"}
+)
 
 
 def moves_clock(event: StoredEvent) -> bool:
@@ -288,7 +306,10 @@ def _prepare(
         for r in store.due_timers(conn, tables, end_clock)
     ]
     heapq.heapify(timers)
+    book = reference.LiveBook(conn, tables)
+    rules.finance.book = book
     return _Batch(
+        book=book,
         conn=conn,
         tables=tables,
         rules=rules,
@@ -321,18 +342,27 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
             work.held_new[position]["expired"] = True
         else:
             work.held_expired.add(position)
-        subject = f"carrier:{carrier}:{cmid}" if kind == "uncorrelated" else message_id
-        detail = (
-            {"carrier": carrier, "carrier_message_id": cmid, "held_position": position}
-            if kind == "uncorrelated"
-            else {"reason": "reports but no message.accepted", "first_position": position}
-        )
+        mismatch_kind, origin = TIMER_KINDS[kind]
+        uncorrelated = kind in UNCORRELATED
+        subject = f"carrier:{carrier}:{cmid}" if uncorrelated else message_id
+        if uncorrelated:
+            detail: dict[str, Any] = {
+                "carrier": carrier,
+                "carrier_message_id": cmid,
+                "held_position": position,
+            }
+        elif kind == STALE:
+            detail = {"reason": "not final after projector.stale_after", "since": position}
+        else:
+            detail = {"reason": "reports but no message.accepted", "first_position": position}
+        if kind in LINE_TIMERS:
+            detail["invoice_line_position"] = position
         open_mismatch(
             work.conn,
-            message_id=message_id if kind == "unaccepted" else None,
+            message_id=None if uncorrelated else message_id,
             subject=subject,
-            kind=KIND_UNKNOWN_MESSAGE,
-            origin=ORIGIN_PROJECTOR,
+            kind=mismatch_kind,
+            origin=origin,
             detail=detail,
             now=event.recorded_at,
             position=event.position,
@@ -341,9 +371,24 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
         work.result.opened += 1
 
 
-def _start_timer(work: _Batch, event: StoredEvent, kind: str, **where: Any) -> datetime:
+#: Held-row kinds: what expires, and the mismatch (kind, origin) it opens then.
+STALE = "stale"
+UNCORRELATED = frozenset({"uncorrelated", "uncorr_invoice"})
+LINE_TIMERS = frozenset({"uncorr_invoice", "unacc_invoice"})
+TIMER_KINDS = {
+    "uncorrelated": (KIND_UNKNOWN_MESSAGE, ORIGIN_PROJECTOR),
+    "unaccepted": (KIND_UNKNOWN_MESSAGE, ORIGIN_PROJECTOR),
+    "uncorr_invoice": (KIND_INVOICE_UNKNOWN_MESSAGE, ORIGIN_INVOICE),
+    "unacc_invoice": (KIND_INVOICE_UNKNOWN_MESSAGE, ORIGIN_INVOICE),
+    STALE: (KIND_STALE, ORIGIN_PROJECTOR),
+}
+
+
+def _start_timer(
+    work: _Batch, event: StoredEvent, kind: str, after: timedelta | None = None, **where: Any
+) -> datetime:
     assert work.clock is not None
-    deadline = work.clock + work.grace
+    deadline = work.clock + (work.grace if after is None else after)
     work.held_new[event.position] = {
         "position": event.position,
         "kind": kind,
@@ -382,19 +427,23 @@ def _apply(work: _Batch, event: StoredEvent) -> None:
     if event.type == "mismatch.acknowledged":
         _apply_acknowledgement(work, event)
         return
+    if event.type in reference.REFERENCE_EVENTS:
+        _apply_reference(work, event)
+        return
     if event.type not in MESSAGE_EVENTS:
         return
     message_id = event.message_id
     pair = (event.carrier, event.carrier_message_id)
     if message_id is None:
         message_id = work.correlations.get(pair)  # type: ignore[arg-type]
+    if event.type == "carrier.invoiced":
+        _record_line(work, event, message_id)
     if message_id is None:
         if not (pair[0] and pair[1]):
             raise FoldError("names no message: neither message_id nor a carrier id")
         # Nobody claims this report yet: hold it until its carrier.submitted arrives.
-        deadline = _start_timer(
-            work, event, "uncorrelated", carrier=pair[0], carrier_message_id=pair[1]
-        )
+        kind = "uncorr_invoice" if event.type == "carrier.invoiced" else "uncorrelated"
+        deadline = _start_timer(work, event, kind, carrier=pair[0], carrier_message_id=pair[1])
         work.held.setdefault(pair, []).append((event.position, event, deadline))  # type: ignore[arg-type]
         return
     _fold(work, message_id, event)
@@ -422,17 +471,19 @@ def _release(work: _Batch, pair: tuple[Any, Any], message_id: str, by: StoredEve
     _release_rows(work, [p for p, _e, _d in waiting])
     for _position, held_event, _deadline in sorted(waiting, key=lambda item: item[0]):
         if held_event is not None:
+            if held_event.type == "carrier.invoiced":
+                _record_line(work, held_event, message_id)
             _fold(work, message_id, held_event, at=by)
     if any(_ran_out(work, deadline) for _p, _e, deadline in waiting):
-        _resolve(work, None, f"carrier:{pair[0]}:{pair[1]}", KIND_UNKNOWN_MESSAGE, by)
+        subject = f"carrier:{pair[0]}:{pair[1]}"
+        _resolve(work, None, subject, KIND_UNKNOWN_MESSAGE, by, ORIGIN_PROJECTOR)
+        _resolve(work, None, subject, KIND_INVOICE_UNKNOWN_MESSAGE, by, ORIGIN_INVOICE)
 
 
 def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | None = None) -> None:
     """Fold ``event`` into the message; ``at`` is the event being projected (for a held one)."""
     at = at or event
-    facts = work.facts.get(message_id)
-    if facts is None:
-        facts = work.facts[message_id] = MessageFacts(message_id)
+    facts = _facts(work, message_id)
     before_conditions = facts.conditions
     changed = fold_into(facts, event, work.rules)
     if at is not event:
@@ -441,17 +492,153 @@ def _fold(work: _Batch, message_id: str, event: StoredEvent, at: StoredEvent | N
     if changed:
         work.changed.add(message_id)
     if facts.accepted is None and facts.unaccepted_timer is None:
-        deadline = _start_timer(work, at, "unaccepted", message_id=message_id)
+        kind = "unacc_invoice" if event.type == "carrier.invoiced" else "unaccepted"
+        deadline = _start_timer(work, at, kind, message_id=message_id)
         facts.unaccepted_timer = (at.position, time_text(deadline))
     elif facts.accepted is not None and facts.unaccepted_timer is not None:
         position, deadline_text = facts.unaccepted_timer
         facts.unaccepted_timer = None
         _release_rows(work, [position])
         if _ran_out(work, parse_time_text(deadline_text)):
-            _resolve(work, message_id, message_id, KIND_UNKNOWN_MESSAGE, at)
+            _resolve(work, message_id, message_id, KIND_UNKNOWN_MESSAGE, at, ORIGIN_PROJECTOR)
+            _resolve(work, message_id, message_id, KIND_INVOICE_UNKNOWN_MESSAGE, at, ORIGIN_INVOICE)
+    _stale_timer(work, facts, at)
     if before_conditions or facts.conditions:
         _diff_conditions(work, message_id, before_conditions, facts.conditions, at)
     work.touched[message_id] = None
+
+
+def _facts(work: _Batch, message_id: str, *, stored: bool = False) -> MessageFacts:
+    """The message's facts in this batch: loaded, reloaded after an eviction, or new;
+    ``stored`` for a message the batch did not load (a reference event's fan-out)."""
+    facts = work.facts.get(message_id)
+    if facts is None:
+        if stored or message_id in work.evicted:
+            work.evicted.discard(message_id)
+            facts = store.load_facts(work.conn, work.tables, [message_id]).get(message_id)
+        if facts is None:
+            facts = MessageFacts(message_id)
+        work.facts[message_id] = facts
+    return facts
+
+
+def _stale_timer(work: _Batch, facts: MessageFacts, at: StoredEvent) -> None:
+    """An accepted message not final gets a ``stale`` timer; a final one loses it (and its
+    ``stale`` mismatch resolves if the timer had run out)."""
+    if facts.accepted is None:
+        return
+    if facts.stale_timer is None:
+        if not facts.final:
+            after = timedelta(seconds=work.rules.stale_after)
+            deadline = _start_timer(work, at, STALE, after, message_id=facts.message_id)
+            facts.stale_timer = (at.position, time_text(deadline))
+        return
+    if facts.final:
+        position, deadline_text = facts.stale_timer
+        facts.stale_timer = None
+        _release_rows(work, [position])
+        if _ran_out(work, parse_time_text(deadline_text)):
+            _resolve(work, facts.message_id, facts.message_id, KIND_STALE, at, ORIGIN_PROJECTOR)
+
+
+def _record_line(work: _Batch, event: StoredEvent, message_id: str | None) -> None:
+    """The invoice line's row, claimed by ``message_id`` when one claims it."""
+    line = billed_line(event)
+    billed_at = event.occurred_at
+    work.lines[(line.invoice_id, line.version, line.line)] = {
+        "invoice_id": line.invoice_id,
+        "version": line.version,
+        "line": line.line,
+        "carrier": (line.carrier or "")[:64],
+        "carrier_message_id": line.carrier_message_id,
+        "message_id": message_id,
+        "billed_at": billed_at,
+        "destination": str(event.payload.get("destination") or "")[:128] or None,
+        "parts": line.parts,
+        "cost": Decimal(line.amount),
+        "currency": line.currency,
+        "position": event.position,
+    }
+
+
+def _apply_reference(work: _Batch, event: StoredEvent) -> None:
+    """A rate, an invoice header or a closing: stored, then the messages it concerns are
+    derived again at this event."""
+    book = work.book
+    assert book is not None
+    conn, tables = work.conn, work.tables
+    try:
+        if event.type == "fx.rate":
+            day, base, quote = book.record_rate(event)
+            _flush_states(work)
+            reporting = work.rules.finance.reporting_currency
+            concerned = reference.concerned_by_rate(conn, tables, day, base, quote, reporting)
+        elif event.type == "carrier.invoice":
+            _flush_lines(work)
+            row = book.record_header(event)
+            if row is None:
+                return
+            _invoice_total(work, row, event)
+            _flush_states(work)
+            concerned = reference.concerned_by_version(
+                conn, tables, row["invoice_id"], row["version"]
+            )
+        else:
+            row = book.record_closed(event)
+            if row is None:
+                return
+            _flush_states(work)
+            concerned = reference.concerned_by_closing(conn, tables, row)
+    except reference.ReferenceError as exc:
+        raise FoldError(str(exc)) from None
+    for message_id in concerned:
+        _refold(work, message_id, event)
+
+
+def _invoice_total(work: _Batch, row: dict[str, Any], at: StoredEvent) -> None:
+    detail = reference.total_condition(row, work.rules.finance)
+    subject = f"invoice:{row['invoice_id']}"
+    if detail is None:
+        _resolve(work, None, subject, KIND_INVOICE_TOTAL_MISMATCH, at, ORIGIN_INVOICE)
+        return
+    open_mismatch(
+        work.conn,
+        message_id=None,
+        subject=subject,
+        kind=KIND_INVOICE_TOTAL_MISMATCH,
+        origin=ORIGIN_INVOICE,
+        detail=detail,
+        now=at.recorded_at,
+        position=at.position,
+        table=work.tables.mismatches,
+    )
+    work.result.opened += 1
+
+
+def _refold(work: _Batch, message_id: str, at: StoredEvent) -> None:
+    """Derive a message again at a reference event: its facts are unchanged, what they
+    come to may not be."""
+    facts = _facts(work, message_id, stored=True)
+    before = facts.conditions
+    if fold_into(facts, at, work.rules):
+        work.changed.add(message_id)
+    if before or facts.conditions:
+        _diff_conditions(work, message_id, before, facts.conditions, at)
+    work.touched[message_id] = None
+    if len(work.touched) >= EVICT_AT:
+        _flush_states(work, evict=True)
+
+
+#: Messages a batch keeps in memory before it writes their rows and lets them go (a rate or
+#: a closing can concern a whole day or month of messages).
+EVICT_AT = 20_000
+
+
+def _kind_origin(key: str) -> tuple[str, str]:
+    """A condition's key as (kind, origin): ``kind@invoice`` is an invoice's."""
+    if key.endswith(INVOICE):
+        return key[: -len(INVOICE)], ORIGIN_INVOICE
+    return key, ORIGIN_PROJECTOR
 
 
 def _diff_conditions(
@@ -461,41 +648,50 @@ def _diff_conditions(
     after: dict[str, dict[str, Any]],
     at: StoredEvent,
 ) -> None:
-    for kind, detail in after.items():
-        if kind not in before:
+    for key, detail in after.items():
+        kind, origin = _kind_origin(key)
+        if key not in before:
             open_mismatch(
                 work.conn,
                 message_id=message_id,
                 kind=kind,
-                origin=ORIGIN_PROJECTOR,
+                origin=origin,
                 detail=detail,
                 now=at.recorded_at,
                 position=at.position,
                 table=work.tables.mismatches,
             )
             work.result.opened += 1
-        elif before[kind] != detail:
+        elif before[key] != detail:
             update_detail(
                 work.conn,
                 subject=message_id,
                 kind=kind,
+                origin=origin,
                 detail=detail,
                 position=at.position,
                 table=work.tables.mismatches,
             )
-    for kind in before:
-        if kind not in after:
-            _resolve(work, message_id, message_id, kind, at)
+    for key in before:
+        if key not in after:
+            kind, origin = _kind_origin(key)
+            _resolve(work, message_id, message_id, kind, at, origin)
 
 
 def _resolve(
-    work: _Batch, message_id: str | None, subject: str, kind: str, at: StoredEvent
+    work: _Batch,
+    message_id: str | None,
+    subject: str,
+    kind: str,
+    at: StoredEvent,
+    origin: str,
 ) -> None:
     if resolve_mismatch(
         work.conn,
         message_id=message_id,
         subject=subject,
         kind=kind,
+        origin=origin,
         now=at.recorded_at,
         position=at.position,
         table=work.tables.mismatches,
@@ -510,7 +706,9 @@ def _apply_acknowledgement(work: _Batch, event: StoredEvent) -> None:
     )
 
 
-def _write(work: _Batch) -> None:
+def _flush_states(work: _Batch, *, evict: bool = False) -> None:
+    """Write the rows of the messages touched so far (the reference queries read them);
+    with ``evict``, let their facts go too (``_facts`` reloads one needed again)."""
     # The full view depends on the facts alone: derived once per message, from the facts
     # its last event in the batch left, it is the view that event would have given.
     rows = [
@@ -518,6 +716,21 @@ def _write(work: _Batch) -> None:
         for mid in work.touched
     ]
     store.save_states(work.conn, work.tables, rows)
+    if evict:
+        for mid in work.touched:
+            del work.facts[mid]
+            work.evicted.add(mid)
+    work.touched.clear()
+
+
+def _flush_lines(work: _Batch) -> None:
+    store.save_lines(work.conn, work.tables, list(work.lines.values()))
+    work.lines.clear()
+
+
+def _write(work: _Batch) -> None:
+    _flush_states(work)
+    _flush_lines(work)
     crashpoints.reached("state_rows_written")
     store.save_correlations(work.conn, work.tables, work.new_correlations)
     store.save_held(work.conn, work.tables, list(work.held_new.values()))

@@ -14,6 +14,7 @@ from pipeline.db.tables import events
 from pipeline.domain.tariffs import rules_from_settings
 from pipeline.projector import crashpoints
 from pipeline.projector.derive import FoldRules
+from pipeline.projector.finance import CarrierTerms, FinanceRules
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.project import project_batch
 from pipeline.projector.store import LIVE, ProjectionTables, read_checkpoint
@@ -38,12 +39,25 @@ class ProjectSummary:
 
 
 def fold_rules(settings: Settings) -> FoldRules:
-    """Billing rules from the settings; raises TariffError on a bad tariff."""
+    """Billing and finance rules from the settings; raises TariffError on a bad tariff."""
     billing = settings.billing
+    carriers = {
+        name: CarrierTerms(
+            rates=tuple(rules_from_settings(carrier.rates)),
+            charge_on=carrier.charge_on,
+            tolerance_abs=carrier.tolerance.abs,
+            tolerance_rel=carrier.tolerance.rel,
+        )
+        for name, carrier in settings.carriers.items()
+    }
     return FoldRules(
         tariffs=rules_from_settings(billing.tariffs),
         non_chargeable=frozenset(billing.non_chargeable_statuses),
         rounding=billing.rounding,
+        stale_after=settings.projector.stale_after,
+        finance=FinanceRules(
+            carriers=carriers, reporting_currency=settings.finance.reporting_currency
+        ),
     )
 
 

@@ -178,6 +178,14 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
     """The message_state row of one message, as Python values by column name."""
     accepted = facts.accepted
     payload = facts.payload or view.payload
+    money = view.finance
+    assert money is not None, "a state row is written from a full view"
+    expected, reported, invoiced, margin = (
+        money.expected,
+        money.reported,
+        money.invoiced,
+        money.margin,
+    )
     return {
         "message_id": facts.message_id,
         "partner": accepted.partner if accepted else None,
@@ -197,24 +205,24 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
         "currency_iso": view.currency_iso,
         "carrier_cost": view.carrier_cost,
         "carrier_cost_currency": view.carrier_cost_currency,
-        "carrier_cost_source": None,
-        "carrier_cost_expected": None,
-        "carrier_cost_expected_currency": None,
-        "carrier_cost_reported": None,
-        "carrier_cost_reported_currency": None,
-        "carrier_cost_invoiced": None,
-        "carrier_cost_invoiced_currency": None,
-        "acked_payment_sum": None,
-        "acked_currency_iso": None,
-        "acked_status": None,
-        "margin": None,
-        "margin_currency": None,
-        "revenue_reporting": None,
-        "cost_reporting": None,
-        "margin_reporting": None,
-        "fx_missing": False,
+        "carrier_cost_source": money.cost_source,
+        "carrier_cost_expected": expected.amount if expected else None,
+        "carrier_cost_expected_currency": expected.currency if expected else None,
+        "carrier_cost_reported": reported.amount if reported else None,
+        "carrier_cost_reported_currency": reported.currency if reported else None,
+        "carrier_cost_invoiced": invoiced.amount if invoiced else None,
+        "carrier_cost_invoiced_currency": invoiced.currency if invoiced else None,
+        "acked_payment_sum": money.acked_payment_sum,
+        "acked_currency_iso": money.acked_currency,
+        "acked_status": money.acked_status,
+        "margin": margin.amount if margin else None,
+        "margin_currency": margin.currency if margin else None,
+        "revenue_reporting": money.revenue_reporting,
+        "cost_reporting": money.cost_reporting,
+        "margin_reporting": money.margin_reporting,
+        "fx_missing": money.fx_missing,
         "accepted_at": parse_iso_time_text(accepted.accepted_at) if accepted else None,
-        "submitted_at": None,
+        "submitted_at": parse_time_text(money.submitted_at) if money.submitted_at else None,
         "last_position": facts.last_position,
         "version": facts.version,
         "payload_hash": payload_hash(payload),
@@ -241,6 +249,21 @@ def save_states(conn: Connection, tables: ProjectionTables, rows: Sequence[dict[
     encode = _codec(backend, tables.state).encode_into
     encoded = [encode(row) for row in rows]
     backend.upsert(conn, tables.state, encoded, "message_id")
+
+
+def save_lines(conn: Connection, tables: ProjectionTables, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert invoice lines by (invoice_id, version, line): a held line is stored unclaimed
+    and stored again with its message once a submission claims it."""
+    if not rows:
+        return
+    backend = backend_of(conn)
+    encode = _codec(backend, tables.invoice_lines).encode_into
+    backend.upsert(
+        conn,
+        tables.invoice_lines,
+        [encode(dict(row)) for row in rows],
+        ("invoice_id", "version", "line"),
+    )
 
 
 # -- correlations and held reports --------------------------------------------------------
@@ -294,7 +317,11 @@ def held_for(
     out: dict[tuple[str, str], list[Any]] = {}
     for carrier, ids in _by_carrier(pairs):
         cond = and_(held.c.carrier == carrier, held.c.carrier_message_id.in_(ids))
-        stmt = select(held).where(held.c.kind == "uncorrelated", cond).order_by(held.c.position)
+        stmt = (
+            select(held)
+            .where(held.c.kind.in_(("uncorrelated", "uncorr_invoice")), cond)
+            .order_by(held.c.position)
+        )
         for row in conn.execute(stmt):
             out.setdefault((row.carrier, row.carrier_message_id), []).append(row)
     return out

@@ -23,7 +23,7 @@ from pipeline.fx.ratefile import (
 )
 from pipeline.projector.replay import verify
 from pipeline.projector.runner import catch_up
-from pipeline.projector.tables import message_state, mismatches
+from pipeline.projector.tables import fx_rates, message_state, mismatches
 from tests.projector.events import accepted, report, submitted
 from tests.projector.test_projection import GRACE, RULES
 
@@ -163,7 +163,10 @@ def _snapshot(db: Database) -> tuple[list[tuple[object, ...]], list[tuple[object
     return states, found
 
 
-def test_projecting_fx_rate_events_changes_nothing(db: Database) -> None:
+def test_projecting_fx_rate_events_stores_them_and_changes_no_figure(db: Database) -> None:
+    """Messages with neither revenue nor a cost have no figure a rate could change: the
+    rates land in ``fx_rates`` (the last one per day and pair), and only the rows'
+    bookkeeping (the position and time that last touched them) moves."""
     traffic = [
         accepted("m1"), submitted("m1", "c1"), report("c1", 1, 3),
         accepted("m2"), submitted("m2", "c2"), report("ghost", 1, 6),
@@ -183,7 +186,25 @@ def test_projecting_fx_rate_events_changes_nothing(db: Database) -> None:
     append(db, [rate_event(fx) for fx in parse_rate_file(rates)])
     folded = catch_up(db, RULES, grace_seconds=GRACE, batch_size=100)[0]
     assert folded == 3  # the checkpoint moves past them...
-    assert _snapshot(db) == before  # ...and nothing else changes
+    moved = {"last_position", "updated_at"}
+    after = _snapshot(db)
+    names = [c.name for c in message_state.c]
+    strip = [
+        tuple(v for n, v in zip(names, row, strict=True) if n not in moved) for row in after[0]
+    ]
+    was = [tuple(v for n, v in zip(names, row, strict=True) if n not in moved) for row in before[0]]
+    assert (strip, after[1]) == (was, before[1])  # ...and no figure or mismatch changes
+    with db.read() as conn:
+        stored = conn.execute(
+            select(fx_rates.c.day, fx_rates.c.base, fx_rates.c.quote, fx_rates.c.rate).order_by(
+                fx_rates.c.day, fx_rates.c.base
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        ("2026-01-14", "USD", "EUR", Decimal("0.92")),
+        ("2026-01-15", "EUR", "RUB", Decimal("98.50")),
+        ("2026-01-15", "USD", "EUR", Decimal("0.93")),
+    ]
     assert verify(db, RULES, grace_seconds=GRACE, batch_size=2)[1] == 0
 
 

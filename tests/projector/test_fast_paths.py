@@ -47,6 +47,6 @@ def test_the_per_event_payload_and_conditions_are_the_full_views(
     for event in events:
         fold_into(facts, event, RULES)
         view = derive_view(facts, RULES)
-        assert visible(facts, RULES) == (view.payload, view.conditions)
+        assert visible(facts, RULES) == (view.payload, view.conditions, view.is_final)
         assert facts.payload == view.payload
         assert facts.conditions == view.conditions
