@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, update
 from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
 from pipeline.dispatch.model import Resolution
+from pipeline.dispatch.payload import amount_text
 from pipeline.dispatch.tables import deliveries
 from pipeline.eventlog import NewEvent, append_in
 from pipeline.mismatches import open_mismatch, resolve_for_messages, resolve_mismatch
@@ -285,7 +286,11 @@ def _event(res: Resolution, now: datetime) -> NewEvent:
         "payload_hash": item.payload_hash,
         "version": item.version,
         "attempt": item.attempt,
+        # What Altegio was sent (or would have been): what an acknowledgement bills.
         "status": item.status,
+        "payment_sum": amount_text(item.payment_sum, item.currency_iso),
+        "currency_iso": item.currency_iso,
+        "parts_amount": item.parts_amount,
         "http_status": outcome.http_status if outcome else None,
         "altegio_error_code": outcome.altegio_code if outcome else None,
         "error": None if acknowledged else res.error,
