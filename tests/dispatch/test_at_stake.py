@@ -113,6 +113,33 @@ async def test_a_circuit_over_several_currencies_lists_them_and_leaves_the_colum
     assert "amount_at_stake" not in detail
 
 
+async def test_a_refused_probe_brings_the_partners_sum_up_to_date(db: Database) -> None:
+    put_state(db, "c1", amount="0.10", currency="RUB")
+    clock = Clock()
+    async with running_sandbox(SandboxConfig(tokens=("the-right-one",))) as url:
+        settings = make_settings(url, auth_cooldown=600)
+        await Dispatcher(db, settings, clock=clock).run(until_idle=True)
+        assert _open(db, "partner_token_invalid")["partner:default"][0] == Decimal("0.10")
+        put_state(db, "c2", amount="0.20", currency="RUB")
+        clock.advance(601)
+        probe = await Dispatcher(db, settings, clock=clock).run(until_idle=True)
+    assert (probe.requests, probe.circuit) == (1, 1)
+    assert _open(db, "partner_token_invalid")["partner:default"][:2] == (Decimal("0.30"), "RUB")
+
+
+async def test_a_wrong_callback_url_puts_the_partners_sum_at_stake(db: Database) -> None:
+    ids = {f"w{n}": f"{n}.01" for n in range(4)}
+    async with running_sandbox(SandboxConfig(tokens=(TOKEN,), unknown_ids=set(ids))) as url:
+        for message_id, amount in ids.items():
+            put_state(
+                db, message_id, amount=amount, url=f"{url}/smsprovider/status/callback/{TOKEN}"
+            )
+        summary = await Dispatcher(db, make_settings(url), clock=Clock()).run()
+    assert summary.circuit == 4
+    [(amount, currency, detail)] = _open(db, "altegio_not_found").values()
+    assert (amount, currency, detail["url_wrong"]) == (Decimal("6.04"), "RUB", True)
+
+
 def test_the_partner_sum_reads_the_backlog_through_the_state_index(db: Database) -> None:
     if db.backend.name != "sqlite":
         pytest.skip("PostgreSQL's planner chooses by table statistics; SQLite's plan is fixed")
