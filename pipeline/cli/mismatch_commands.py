@@ -5,11 +5,12 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
 from pipeline.cli.context import EXIT_FAILURE, app_context, fail
-from pipeline.mismatches import ACKNOWLEDGED, OPEN, RESOLVED, MismatchError
+from pipeline.mismatches import ACKNOWLEDGED, OPEN, RESOLVED, Mismatch, MismatchError
 
 STATUSES = (OPEN, RESOLVED, ACKNOWLEDGED, "all")
 
@@ -42,26 +43,87 @@ def list_command(
         )
     if fmt == "json":
         for m in rows:
-            click.echo(
-                json.dumps(
-                    {
-                        "id": m.id, "message_id": m.message_id, "subject": m.subject,
-                        "kind": m.kind, "origin": m.origin, "status": m.status,
-                        "detail": m.detail, "note": m.note,
-                        "opened_at": m.opened_at.isoformat(),
-                        "resolved_at": m.resolved_at.isoformat() if m.resolved_at else None,
-                    },
-                    ensure_ascii=False, sort_keys=True, default=str,
-                )
-            )  # fmt: skip
+            click.echo(json_line(m))
         return
     for m in rows:
         detail = json.dumps(m.detail, ensure_ascii=False, sort_keys=True, default=str)
+        money = "".join(
+            f"  {label} {value}"
+            for label, value in (("at stake", at_stake_text(m)), ("invoice", m.invoice_id))
+            if value
+        )
         click.echo(
             f"#{m.id:<6} {m.status:<12} {m.kind:<24} {m.message_id or m.subject:<16} "
-            f"{m.opened_at:%Y-%m-%d %H:%M}Z  {detail[:100]}"
+            f"{m.opened_at:%Y-%m-%d %H:%M}Z{money}  {detail[:100]}"
         )
     click.echo(f"{len(rows)} mismatch(es)")
+
+
+@mismatches.command("show")
+@click.argument("mismatch_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def show(mismatch_id: int, fmt: str) -> None:
+    """One mismatch in full: its lifecycle, the money at stake, its invoice and detail."""
+    from pipeline.mismatches import get_mismatch
+
+    database = app_context().database()
+    try:
+        with database.read() as conn:
+            m = get_mismatch(conn, mismatch_id)
+    except MismatchError as exc:
+        fail(str(exc), EXIT_FAILURE)
+    if fmt == "json":
+        click.echo(json_line(m))
+        return
+    fields = {
+        "mismatch": f"#{m.id}",
+        "kind": m.kind,
+        "origin": m.origin,
+        "status": m.status,
+        "subject": m.subject,
+        "message": m.message_id,
+        "at stake": at_stake_text(m),
+        "invoice": m.invoice_id,
+        "opened": m.opened_at.isoformat(),
+        "resolved": m.resolved_at.isoformat() if m.resolved_at else None,
+        "positions": (
+            f"{m.first_position}..{m.last_position}" if m.first_position is not None else None
+        ),
+        "note": m.note,
+    }
+    for label, value in fields.items():
+        if value is not None:
+            click.echo(f"{label + ':':<11}{value}")
+    detail = json.dumps(m.detail, ensure_ascii=False, sort_keys=True, indent=2, default=str)
+    click.echo(f"detail:    {detail}")
+
+
+def at_stake_text(m: Mismatch) -> str | None:
+    """``4.50 RUB``; a partner's amounts in several currencies as ``1.10 EUR + 6.77 RUB``."""
+    if m.amount_at_stake is not None:
+        return f"{m.amount_at_stake:f} {m.amount_currency or ''}".strip()
+    by_currency = m.detail.get("at_stake_by_currency")
+    if isinstance(by_currency, dict) and by_currency:
+        return " + ".join(f"{amount} {currency}" for currency, amount in by_currency.items())
+    return None
+
+
+def mismatch_json(m: Mismatch) -> dict[str, Any]:
+    """A mismatch as one JSON object; money as decimal text, never a number."""
+    return {
+        "id": m.id, "message_id": m.message_id, "subject": m.subject,
+        "kind": m.kind, "origin": m.origin, "status": m.status,
+        "detail": m.detail, "note": m.note,
+        "amount_at_stake": None if m.amount_at_stake is None else f"{m.amount_at_stake:f}",
+        "amount_currency": m.amount_currency,
+        "invoice_id": m.invoice_id,
+        "opened_at": m.opened_at.isoformat(),
+        "resolved_at": m.resolved_at.isoformat() if m.resolved_at else None,
+    }  # fmt: skip
+
+
+def json_line(m: Mismatch) -> str:
+    return json.dumps(mismatch_json(m), ensure_ascii=False, sort_keys=True, default=str)
 
 
 @mismatches.command("ack")

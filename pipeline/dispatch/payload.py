@@ -62,6 +62,23 @@ def payment_sum_text(amount: Decimal, currency: str) -> str:
     return _payment_sum_text(amount, amount.is_signed(), currency)
 
 
+def amount_text(amount: Decimal | None, currency: str | None) -> str | None:
+    """An amount as decimal text for events and mismatches: exactly as the body writes it
+    when it can (``4.50`` RUB), else the amount's own plain text, never a float.
+
+    Events and mismatches also describe payloads that never left (refused before the
+    request, or refused by ``payment_sum_text`` itself), so this never raises.
+    """
+    if amount is None:
+        return None
+    if currency is not None:
+        try:
+            return payment_sum_text(amount, currency)
+        except PayloadError:
+            pass
+    return format(amount, "f")
+
+
 @lru_cache(maxsize=4096)
 def _payment_sum_text(amount: Decimal, _signed: bool, currency: str) -> str:
     if amount < 0:

@@ -21,7 +21,9 @@ from sqlalchemy import Connection, bindparam, update
 
 from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
+from pipeline.dispatch.at_stake import message_at_stake, partner_at_stake
 from pipeline.dispatch.model import Resolution
+from pipeline.dispatch.payload import amount_text
 from pipeline.dispatch.tables import deliveries
 from pipeline.eventlog import NewEvent, append_in
 from pipeline.mismatches import open_mismatch, resolve_for_messages, resolve_mismatch
@@ -83,8 +85,11 @@ def record_in(conn: Connection, owned: Sequence[tuple[str, Resolution]], *, now:
         )
     if acked:
         _record_acks(conn, acked, now=now)
+    circuits: dict[tuple[str, str], dict[str, Any]] = {}
     for owner, res in failed:
-        _record_failure(conn, res, owner=owner, now=now)
+        _record_failure(conn, res, owner=owner, now=now, circuits=circuits)
+    for (partner, kind), detail in circuits.items():
+        _open_circuit_mismatch(conn, partner, kind, detail, now=now)
     events = [_event(res, now) for _, res in (*acked, *failed)]
     if events:
         append_in(conn, events)
@@ -179,7 +184,16 @@ def _record_acks(
     )
 
 
-def _record_failure(conn: Connection, res: Resolution, *, owner: str, now: datetime) -> None:
+def _record_failure(
+    conn: Connection,
+    res: Resolution,
+    *,
+    owner: str,
+    now: datetime,
+    circuits: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Write one failed result; a circuit's mismatch detail is left in ``circuits`` (the
+    last item's, per partner and kind) for ``record_in`` to open once."""
     item = res.item
     outcome = res.outcome
     values: dict[str, Any] = {
@@ -223,19 +237,31 @@ def _record_failure(conn: Connection, res: Resolution, *, owner: str, now: datet
     }
     if res.result == "circuit":
         open_circuit(conn, item.partner, res, now=now)
-        open_mismatch(
-            conn,
-            message_id=None,
-            subject=partner_subject(item.partner),
-            kind=res.kind,
-            origin=ORIGIN,
-            detail={"partner": item.partner, **detail},
-            now=now,
-        )
+        circuits[(item.partner, res.kind)] = {"partner": item.partner, **detail}
     else:
+        detail.update(message_at_stake(item))
         open_mismatch(
             conn, message_id=item.message_id, kind=res.kind, origin=ORIGIN, detail=detail, now=now
         )
+
+
+def _open_circuit_mismatch(
+    conn: Connection, partner: str, kind: str, detail: dict[str, Any], *, now: datetime
+) -> None:
+    """Open (or refresh) the partner's circuit mismatch, with the revenue it holds back.
+
+    Once per partner per group, after every row of the group was written, so the sum sees
+    this group's messages as the pending ones they now are.
+    """
+    open_mismatch(
+        conn,
+        message_id=None,
+        subject=partner_subject(partner),
+        kind=kind,
+        origin=ORIGIN,
+        detail={**detail, **partner_at_stake(conn, partner)},
+        now=now,
+    )
 
 
 def partner_subject(partner: str) -> str:
@@ -285,7 +311,11 @@ def _event(res: Resolution, now: datetime) -> NewEvent:
         "payload_hash": item.payload_hash,
         "version": item.version,
         "attempt": item.attempt,
+        # What Altegio was sent (or would have been): what an acknowledgement bills.
         "status": item.status,
+        "payment_sum": amount_text(item.payment_sum, item.currency_iso),
+        "currency_iso": item.currency_iso,
+        "parts_amount": item.parts_amount,
         "http_status": outcome.http_status if outcome else None,
         "altegio_error_code": outcome.altegio_code if outcome else None,
         "error": None if acknowledged else res.error,

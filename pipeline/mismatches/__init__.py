@@ -12,6 +12,7 @@ from pipeline.mismatches.kinds import ACKNOWLEDGED, OPEN, ORIGINS, RESOLVED
 from pipeline.mismatches.read import (
     Mismatch,
     MismatchError,
+    get_mismatch,
     list_mismatches,
     mismatches_for,
     open_mismatches,
@@ -37,6 +38,7 @@ __all__ = [
     "MismatchError",
     "acknowledge_mismatch",
     "apply_acknowledgement",
+    "get_mismatch",
     "list_mismatches",
     "mismatches",
     "mismatches_for",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -30,6 +31,13 @@ class Mismatch:
     first_position: int | None
     last_position: int | None
     note: str | None
+    #: The money the row is about (what finance would recover or lose), exact, and its
+    #: currency; None when it names no money (or, for a partner's circuit, several
+    #: currencies: ``detail["at_stake_by_currency"]`` then).
+    amount_at_stake: Decimal | None = None
+    amount_currency: str | None = None
+    #: The invoice an invoice mismatch is about.
+    invoice_id: str | None = None
 
 
 def open_mismatches(
@@ -66,6 +74,14 @@ def list_mismatches(
     return [row_to_mismatch(r) for r in conn.execute(stmt)]
 
 
+def get_mismatch(conn: Connection, mismatch_id: int) -> Mismatch:
+    """One mismatch by id; ``MismatchError`` when there is none."""
+    row = conn.execute(select(mismatches).where(mismatches.c.id == mismatch_id)).first()
+    if row is None:
+        raise MismatchError(f"no mismatch with id {mismatch_id}")
+    return row_to_mismatch(row)
+
+
 def mismatches_for(conn: Connection, message_id: str) -> list[Mismatch]:
     """Every mismatch of a message, whatever its status, oldest first (for ``explain``)."""
     stmt = select(mismatches).where(mismatches.c.message_id == message_id)
@@ -86,4 +102,7 @@ def row_to_mismatch(row: Any) -> Mismatch:
         first_position=row.first_position,
         last_position=row.last_position,
         note=row.note,
+        amount_at_stake=row.amount_at_stake,
+        amount_currency=row.amount_currency,
+        invoice_id=row.invoice_id,
     )
