@@ -20,9 +20,12 @@ from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import UnreadableEvent, describe_error
 from pipeline.eventlog.read import DECODE_ERRORS, read_rows_leniently, row_to_event
 from pipeline.mismatches import mismatches_for
-from pipeline.projector.derive import FoldRules, payload_hash
+from pipeline.projector.derive import FoldRules, MessageView, payload_hash
+from pipeline.projector.finance import current_lines
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_event
 from pipeline.projector.message import MessageFacts
+from pipeline.projector.reference import LiveBook
+from pipeline.projector.store import LIVE
 from pipeline.projector.tables import projector_correlations
 
 
@@ -118,7 +121,10 @@ def explain_message(
                 return (released, 1, e.position)
         return (e.position, 0, e.position)
 
+    # Rates, invoice versions and closings as the projection holds them now.
+    rules.finance.book = LiveBook(conn, LIVE)
     facts = MessageFacts(message_id)
+    view: MessageView | None = None
     visible: dict[str, Any] = {}
     trail = []
     for event in sorted(found, key=fold_order):
@@ -135,8 +141,10 @@ def explain_message(
             trail.append(_entry(event, f"unreadable, skipped: {describe_error(exc)}"))
             continue
         trail.append(_entry(event, _effect(visible, now)))
-        facts, visible = folded.facts, now
+        facts, visible, view = folded.facts, now, folded.view
     shown = []
+    if view is not None and view.finance is not None:
+        shown.append(_money_section(facts, view, rules))
     for provider in sections:
         section = provider(conn, message_id, as_of)
         if section is not None:
@@ -171,6 +179,59 @@ def _entry(event: StoredEvent | UnreadableEvent, effect: str) -> dict[str, Any]:
     }
 
 
+def _amount(value: Any, currency: str | None) -> str | None:
+    return None if value is None else f"{format(value, 'f')} {currency or '?'}"
+
+
+def _money_section(facts: MessageFacts, view: MessageView, rules: FoldRules) -> dict[str, Any]:
+    """The three costs, the revenue, the margin and every invoice line, as of the trail's
+    last event (rates, versions and closings as the projection holds them now)."""
+    money = view.finance
+    assert money is not None
+    counted = {(x.invoice_id, x.version, x.line) for x in current_lines(facts, rules.finance.book)}
+    lines = [
+        {
+            "invoice_id": x.invoice_id,
+            "version": x.version,
+            "line": x.line,
+            "carrier_message_id": x.carrier_message_id,
+            "parts": x.parts,
+            "cost": x.amount,
+            "currency": x.currency,
+            "position": x.position,
+            "counts": (x.invoice_id, x.version, x.line) in counted,
+        }
+        for x in sorted(facts.lines.values(), key=lambda x: x.position)
+    ]
+
+    def pair(m: Any) -> str | None:
+        return None if m is None else _amount(m.amount, m.currency)
+
+    target = rules.finance.reporting_currency
+    row = {
+        "carrier_cost_expected": pair(money.expected),
+        "carrier_cost_reported": pair(money.reported),
+        "carrier_cost_invoiced": pair(money.invoiced),
+        "carrier_cost": pair(money.cost),
+        "carrier_cost_source": money.cost_source,
+        "revenue_acknowledged": _amount(money.acked_payment_sum, money.acked_currency),
+        "margin": pair(money.margin),
+        "revenue_reporting": _amount(money.revenue_reporting, target),
+        "cost_reporting": _amount(money.cost_reporting, target),
+        "margin_reporting": _amount(money.margin_reporting, target),
+        "fx_missing": money.fx_missing,
+        "invoice_lines": lines,
+    }
+    text = [f"{key}: {value}" for key, value in row.items() if key != "invoice_lines"]
+    text += [
+        f"invoice {x['invoice_id']} v{x['version']} line {x['line']}: {x['cost']} "
+        f"{x['currency']}, {x['parts']} part(s)"
+        + ("" if x["counts"] else " (superseded by a later version)")
+        for x in lines
+    ] or ["no invoice line"]
+    return {"title": "Money", "rows": [row], "lines": text}
+
+
 def mismatch_section(conn: Connection, message_id: str, as_of: AsOf) -> Section | None:
     rows = []
     for m in mismatches_for(conn, message_id):
@@ -182,10 +243,13 @@ def mismatch_section(conn: Connection, message_id: str, as_of: AsOf) -> Section 
             {"id": m.id, "kind": m.kind, "origin": m.origin, "status": m.status,
              "opened_at": m.opened_at.isoformat(),
              "resolved_at": m.resolved_at.isoformat() if m.resolved_at else None,
-             "detail": m.detail, "note": m.note}
+             "amount_at_stake": _amount(m.amount_at_stake, m.amount_currency),
+             "invoice_id": m.invoice_id, "detail": m.detail, "note": m.note}
         )  # fmt: skip
     lines = [
         f"#{r['id']} {r['kind']} ({r['origin']}) {r['status']} since {r['opened_at']}"
+        + (f", at stake {r['amount_at_stake']}" if r["amount_at_stake"] else "")
+        + (f", invoice {r['invoice_id']}" if r["invoice_id"] else "")
         + (f", closed {r['resolved_at']}" if r["resolved_at"] else "")
         + (f": {r['note']}" if r["note"] else "")
         for r in rows

@@ -86,6 +86,14 @@ def _text(payload: dict[str, Any], name: str) -> Any:
     return value
 
 
+def _currency(payload: dict[str, Any], name: str) -> str | None:
+    """An ISO 4217 code, as its three-letter column holds it, or nothing."""
+    value = _text(payload, name)
+    if value is not None and not (len(value) == 3 and value.isascii() and value.isupper()):
+        raise FoldError(f"{name}: not an ISO 4217 code such as RUB")
+    return value
+
+
 def _cost(value: Any) -> str:
     """A cost as the decimal text ingest stores; absurd sizes (``1E+5000000``) are refused
     before any arithmetic, so no row grows by megabytes."""
@@ -157,7 +165,7 @@ def apply_fact_into(out: MessageFacts, event: StoredEvent) -> None:
         status, money = payload.get("status"), payload.get("payment_sum")
         out.acked = Acked(
             payment_sum=None if money is None else _cost(money),
-            currency_iso=_text(payload, "currency_iso"),
+            currency_iso=_currency(payload, "currency_iso"),
             status=status if type(status) is int else None,
             position=event.position,
         )
@@ -175,6 +183,8 @@ def billed_line(event: StoredEvent) -> BilledLine:
     number = payload.get("line")
     if invoice_id is None or type(version) is not int or type(number) is not int:
         invoice_id, version, number = f"event:{event.position}", 1, 1
+    if len(invoice_id) > 80 or not 1 <= version <= MAX_COUNT or not 1 <= number < 2**31:
+        raise FoldError("invoice line: an invoice id over 80 characters, or a bad number")
     return BilledLine(
         invoice_id=invoice_id,
         version=version,
@@ -183,7 +193,7 @@ def billed_line(event: StoredEvent) -> BilledLine:
         carrier_message_id=event.carrier_message_id,
         parts=_int(payload.get("parts")) or 1,
         amount=_cost(cost),
-        currency=_text(payload, "currency"),
+        currency=_currency(payload, "currency"),
         position=event.position,
     )
 
@@ -200,7 +210,7 @@ def _apply_report(out: MessageFacts, event: StoredEvent, stamp: Stamp) -> None:
         out.dlr_parts = (parts, stamp)
     cost = payload.get("cost")
     if cost is not None:
-        entry = Cost(_cost(cost), _text(payload, "currency"), stamp)
+        entry = Cost(_cost(cost), _currency(payload, "currency"), stamp)
         scope = payload.get("cost_scope") or ("part" if key.startswith("part:") else "message")
         if scope == "part":
             known = out.part_costs.get(key)

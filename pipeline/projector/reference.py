@@ -279,8 +279,8 @@ def _amount(value: Any, name: str) -> Decimal:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise ReferenceError(f"{name}: a decimal amount as text") from None
-    if not amount.is_finite():
-        raise ReferenceError(f"{name}: a finite amount")
+    if not amount.is_finite() or amount.adjusted() >= 18 or amount.as_tuple().exponent < -24:  # type: ignore[operator]
+        raise ReferenceError(f"{name}: at most 18 digits before the point and 24 after")
     return amount
 
 
