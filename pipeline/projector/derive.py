@@ -38,6 +38,7 @@ from pipeline.projector.finance import (
     Sale,
     derive_finance,
     message_carrier,
+    money_conditions,
 )
 from pipeline.projector.message import MessageFacts
 from pipeline.times import parse_iso_time_text
@@ -316,7 +317,7 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
             payment_sum, currency, money = rules.price(tariff, parts, accepted.free, status)
     sale = Sale(message_carrier(facts), status, parts, payment_sum, currency, rules.non_chargeable)
     if _money_matters(facts, sale, rules.finance):
-        conditions.update(derive_finance(facts, sale, rules.finance, part_identity)[1])
+        conditions.update(money_conditions(facts, sale, rules.finance, part_identity))
     # tuple.__new__ skips NamedTuple's Python-level __new__: as cheap as a bare tuple.
     return _new_derived(
         Derived,

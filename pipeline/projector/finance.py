@@ -245,23 +245,66 @@ def _sum_by_currency(lines: Sequence[BilledLine]) -> dict[str | None, Decimal]:
 # -- derivation -----------------------------------------------------------------------------
 
 
-def derive_finance(
-    facts: MessageFacts, sale: Sale, rules: FinanceRules, part_of: Any
-) -> tuple[FinanceView, dict[str, dict[str, Any]]]:
-    """The message's money and the money conditions that hold now."""
-    conditions: dict[str, dict[str, Any]] = {}
-    book = rules.book
+class _Costs(NamedTuple):
+    expected: Money | None
+    reported: Money | None
+    lines: list[BilledLine]
+    by_currency: dict[str | None, Decimal]
+    invoiced: Money | None
+    day: date | None
+
+
+def _costs(facts: MessageFacts, sale: Sale, rules: FinanceRules, part_of: Any) -> _Costs:
     expected_cc = expected_cost(facts, sale, rules)
     expected = Money(expected_cc.amount, expected_cc.currency) if expected_cc else None
     dlr = reported_cost(facts, part_of)
     reported = Money(Decimal(dlr.amount), dlr.currency) if dlr else None
-    lines = current_lines(facts, book)
+    lines = current_lines(facts, rules.book)
     by_currency = _sum_by_currency(lines)
     invoiced = None
     if len(by_currency) == 1:
         ((currency, total),) = by_currency.items()
         invoiced = Money(total, currency)
+    accepted = facts.accepted
+    day = rules.day(accepted.accepted_at) if accepted is not None else None
+    return _Costs(expected, reported, lines, by_currency, invoiced, day)
 
+
+def money_conditions(
+    facts: MessageFacts, sale: Sale, rules: FinanceRules, part_of: Any
+) -> dict[str, dict[str, Any]]:
+    """The money conditions that hold now: what the fold needs after every event (the
+    figures of ``derive_finance`` are needed once per message per batch)."""
+    return _conditions(facts, sale, rules, _costs(facts, sale, rules, part_of))
+
+
+def _conditions(
+    facts: MessageFacts, sale: Sale, rules: FinanceRules, costs: _Costs
+) -> dict[str, dict[str, Any]]:
+    conditions: dict[str, dict[str, Any]] = {}
+    expected, reported = costs.expected, costs.reported
+    comparable = reported if reported is not None else expected
+    _negative_margin(conditions, facts, sale, comparable, "reported" if reported else "expected",
+                     rules, costs.day)  # fmt: skip
+    carrier = sale.carrier
+    terms = rules.carriers.get(carrier) if carrier else None
+    if costs.lines:
+        _invoice_conditions(conditions, facts, sale, costs.lines, costs.by_currency,
+                            costs.invoiced, comparable, terms or CarrierTerms(),
+                            expected)  # fmt: skip
+    elif carrier is not None and facts.submissions:
+        _missing_line(
+            conditions, facts, sale, carrier, terms or CarrierTerms(), expected, rules.book
+        )
+    return conditions
+
+
+def derive_finance(
+    facts: MessageFacts, sale: Sale, rules: FinanceRules, part_of: Any
+) -> tuple[FinanceView, dict[str, dict[str, Any]]]:
+    """The message's money and the money conditions that hold now."""
+    costs = _costs(facts, sale, rules, part_of)
+    expected, reported, invoiced, day = costs.expected, costs.reported, costs.invoiced, costs.day
     if invoiced is not None:
         cost, source = invoiced, "invoiced"
     elif reported is not None:
@@ -271,8 +314,6 @@ def derive_finance(
     else:
         cost, source = None, None
 
-    accepted = facts.accepted
-    day = rules.day(accepted.accepted_at) if accepted is not None else None
     acked = facts.acked
     revenue = None
     if acked is not None and acked.payment_sum is not None and acked.currency_iso:
@@ -298,17 +339,6 @@ def derive_finance(
         if revenue_r is not None and cost_r is not None:
             margin_r = revenue_r - cost_r
 
-    comparable = reported if reported is not None else expected
-    _negative_margin(conditions, facts, sale, comparable, "reported" if reported else "expected",
-                     rules, day)  # fmt: skip
-    carrier = sale.carrier
-    terms = rules.carriers.get(carrier) if carrier else None
-    if lines:
-        _invoice_conditions(conditions, facts, sale, lines, by_currency, invoiced,
-                            comparable, terms or CarrierTerms(), expected)  # fmt: skip
-    elif carrier is not None and facts.submissions:
-        _missing_line(conditions, facts, sale, carrier, terms or CarrierTerms(), expected, book)
-
     view = FinanceView(
         expected=expected,
         reported=reported,
@@ -325,7 +355,7 @@ def derive_finance(
         fx_missing=fx_missing,
         submitted_at=submitted_at(facts),
     )
-    return view, conditions
+    return view, _conditions(facts, sale, rules, costs)
 
 
 def _text(amount: Decimal) -> str:
