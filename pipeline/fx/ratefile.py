@@ -5,11 +5,14 @@ number (the header is row 1, as a spreadsheet numbers them) and, if there is any
 is refused and nothing is appended. A rate is never half-imported, so a corrected file can
 simply be imported again.
 
-Each row becomes one ``fx.rate`` event at the day's 00:00 UTC whose ``dedup_key`` is
-``fx:<day>:<base>:<quote>:<source>:<rate>`` (the rate in its shortest exact text, so
-``1.10`` and ``1.1`` are the same fact): importing the same file again appends nothing,
-while a corrected rate for a day is a new event that replaces the old one (the later in the
-log counts, pipeline.domain.fx).
+Each row becomes one ``fx.rate`` event at the day's 00:00 UTC. A row whose rate is the
+one that counts now for its day and pair (the last in the log; the rate in its shortest
+exact text, so ``1.10`` and ``1.1`` are the same) appends nothing, so importing the same
+file again appends nothing; any other is a new event that replaces the old one (the later
+in the log counts, pipeline.domain.fx). Its ``dedup_key``,
+``fx:<day>:<base>:<quote>:<source>:<rate>:after:<position>``, names the event it replaces
+(0 for none): a rate corrected and then put back is two new facts, never a duplicate of
+the first.
 """
 
 from __future__ import annotations
@@ -122,8 +125,9 @@ def parse_row(row: list[str]) -> FxRate:
     return FxRate(day=day, base=base, quote=quote, rate=rate, source=source)
 
 
-def rate_event(fx: FxRate) -> NewEvent:
-    """The ``fx.rate`` event of one rate (docs/events.md)."""
+def rate_event(fx: FxRate, after: int = 0) -> NewEvent:
+    """The ``fx.rate`` event of one rate (docs/events.md), replacing the one at log
+    position ``after`` (0: the first rate of its day and pair)."""
     text = rate_text(fx.rate)
     day = fx.day.isoformat()
     return NewEvent(
@@ -131,7 +135,7 @@ def rate_event(fx: FxRate) -> NewEvent:
         occurred_at=datetime(fx.day.year, fx.day.month, fx.day.day, tzinfo=UTC),
         source=EVENT_SOURCE,
         payload={"day": day, "base": fx.base, "quote": fx.quote, "rate": text, "source": fx.source},
-        dedup_key=f"fx:{day}:{fx.base}:{fx.quote}:{fx.source}:{text}",
+        dedup_key=f"fx:{day}:{fx.base}:{fx.quote}:{fx.source}:{text}:after:{after}",
     )
 
 

@@ -405,22 +405,25 @@ class Netted(NamedTuple):
 def net_lines(lines: list[BilledLine]) -> Netted:
     """Credit notes against charges, then charges against each other (lines in log order).
 
-    A credit of exactly a charge's amount, in the same invoice and for the same carrier id,
-    cancels that charge (the latest such), parts and all; any other credit adjusts the
-    price. Of the charges left, a second one of an invoice for the same carrier id, and
-    every charge of a second invoice, bill the message again: duplicates.
+    A credit of exactly a charge's amount for the same carrier id cancels that charge (the
+    latest such: of its own invoice first, else of any, as a credit note issued as a
+    document of its own does), parts and all; any other credit adjusts the price. Of the
+    charges left, one for a carrier id another charge already bills is a duplicate, and so
+    is a charge without a carrier id from a second invoice when one already billed the
+    message that way. Several charges of one invoice without carrier ids are its parts
+    (``parts_mismatch`` judges their number), and a message whose parts were billed in two
+    invoices, each part once, is no duplicate.
     """
     charges = [line for line in lines if Decimal(line.amount) >= 0]
     adjustments = []
     for credit in (line for line in lines if Decimal(line.amount) < 0):
         amount = -Decimal(credit.amount)
-        match = [
+        same = [
             c
             for c in charges
-            if c.invoice_id == credit.invoice_id
-            and c.carrier_message_id == credit.carrier_message_id
-            and Decimal(c.amount) == amount
+            if c.carrier_message_id == credit.carrier_message_id and Decimal(c.amount) == amount
         ]
+        match = [c for c in same if c.invoice_id == credit.invoice_id] or same
         if match:
             charges.remove(match[-1])
         else:
@@ -428,20 +431,25 @@ def net_lines(lines: list[BilledLine]) -> Netted:
     kept: list[BilledLine] = []
     duplicates: list[BilledLine] = []
     why: list[dict[str, Any]] = []
-    first_invoice = next((c.invoice_id for c in charges if Decimal(c.amount) > 0), None)
-    seen: set[tuple[str, str]] = set()
+    by_id: dict[str, str] = {}
+    plain: str | None = None
     for charge in charges:
-        if Decimal(charge.amount) > 0 and charge.invoice_id != first_invoice:
-            duplicates.append(charge)
-            why.append({"again_in": charge.invoice_id, "first_in": first_invoice})
+        if Decimal(charge.amount) == 0:
+            kept.append(charge)
             continue
-        key = (charge.invoice_id, charge.carrier_message_id or "")
-        if charge.carrier_message_id and key in seen:
+        cmid = charge.carrier_message_id
+        if cmid:
+            first = by_id.setdefault(cmid, charge.invoice_id)
+            again = len([k for k in kept if k.carrier_message_id == cmid]) > 0
+        else:
+            first = plain = plain or charge.invoice_id
+            again = first != charge.invoice_id
+        if again:
             duplicates.append(charge)
-            why.append({"invoice_id": charge.invoice_id, "carrier_message_id": key[1]})
-            continue
-        seen.add(key)
-        kept.append(charge)
+            why.append({"carrier_message_id": cmid, "first_in": first,
+                        "again_in": charge.invoice_id, "line": charge.line})  # fmt: skip
+        else:
+            kept.append(charge)
     return Netted(kept, duplicates, adjustments, why)
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, utc_now
@@ -119,6 +119,8 @@ class _Batch:
     held_expired: set[int] = field(default_factory=set)
     #: Invoice lines folded in this batch, by (invoice_id, version, line).
     lines: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict)
+    #: The same rows by the position of their event (an unclaimed line's timer names it).
+    line_at: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: Messages whose rows were written mid-batch and dropped from ``facts`` (reload them).
     evicted: set[str] = field(default_factory=set)
     book: reference.LiveBook | None = None
@@ -129,11 +131,19 @@ def event_time(event: StoredEvent) -> datetime:
     return min(event.occurred_at, event.recorded_at)
 
 
-#: Reference data and people's acts, not something that happened to a message: a rate for
-#: tomorrow, an invoice's header or a person acknowledging a mismatch today says nothing
-#: about how far message time has come.
+#: Reference data and our own acts, not something that happened to a message: a rate for
+#: tomorrow, an invoice's header, a person acknowledging a mismatch or the dispatcher
+#: hearing from Altegio today says nothing about how far message time has come (a history
+#: backfilled and dispatched today would otherwise expire every timer at once).
 CLOCK_NEUTRAL_TYPES = frozenset(
-    {"fx.rate", "carrier.invoice", "carrier.invoice_closed", "mismatch.acknowledged"}
+    {
+        "fx.rate",
+        "carrier.invoice",
+        "carrier.invoice_closed",
+        "mismatch.acknowledged",
+        "dispatch.acknowledged",
+        "dispatch.failed",
+    }
 )
 
 
@@ -356,7 +366,7 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
         else:
             detail = {"reason": "reports but no message.accepted", "first_position": position}
         if kind in LINE_TIMERS:
-            detail["invoice_line_position"] = position
+            detail.update(_line_money(work, position))
         open_mismatch(
             work.conn,
             message_id=None if uncorrelated else message_id,
@@ -545,7 +555,7 @@ def _record_line(work: _Batch, event: StoredEvent, message_id: str | None) -> No
     """The invoice line's row, claimed by ``message_id`` when one claims it."""
     line = billed_line(event)
     billed_at = event.occurred_at
-    work.lines[(line.invoice_id, line.version, line.line)] = {
+    work.lines[(line.invoice_id, line.version, line.line)] = work.line_at[event.position] = {
         "invoice_id": line.invoice_id,
         "version": line.version,
         "line": line.line,
@@ -558,6 +568,28 @@ def _record_line(work: _Batch, event: StoredEvent, message_id: str | None) -> No
         "cost": Decimal(line.amount),
         "currency": line.currency,
         "position": event.position,
+    }
+
+
+def _line_money(work: _Batch, position: int) -> dict[str, Any]:
+    """What an unclaimed invoice line bills: its cost is the amount at stake."""
+    row = work.line_at.get(position)
+    if row is None:
+        lines = work.tables.invoice_lines
+        found = work.conn.execute(
+            select(lines.c.invoice_id, lines.c.line, lines.c.cost, lines.c.currency).where(
+                lines.c.position == position
+            )
+        ).first()
+        row = dict(found._mapping) if found is not None else {}
+    if not row:
+        return {"invoice_line_position": position}
+    return {
+        "invoice_line_position": position,
+        "invoice_id": row["invoice_id"],
+        "line": row["line"],
+        "amount_at_stake": format(row["cost"], "f"),
+        "currency": row["currency"],
     }
 
 
@@ -726,6 +758,7 @@ def _flush_states(work: _Batch, *, evict: bool = False) -> None:
 def _flush_lines(work: _Batch) -> None:
     store.save_lines(work.conn, work.tables, list(work.lines.values()))
     work.lines.clear()
+    work.line_at.clear()
 
 
 def _write(work: _Batch) -> None:

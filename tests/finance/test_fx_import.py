@@ -72,6 +72,26 @@ def test_import_appends_one_event_per_row_and_again_appends_nothing(
     assert "appended 0, duplicates 1" in third.stdout, third.stderr
 
 
+def test_a_rate_corrected_and_put_back_counts_again(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """98.50, then a correction to 99, then the first file again: the first rate counts
+    once more (it is not a duplicate of the first event), and a fourth import is a no-op."""
+    first = write(tmp_path, "day,base,quote,rate,source\n2026-01-15,EUR,RUB,98.50,cbr\n", "a.csv")
+    fixed = write(tmp_path, "day,base,quote,rate,source\n2026-01-15,EUR,RUB,99,cbr\n", "b.csv")
+    outputs = [run("fx", "import", str(f), url=db_url) for f in (first, fixed, first, first)]
+    assert [o.returncode for o in outputs] == [0, 0, 0, 0]
+    assert [o.stdout.strip() for o in outputs] == [
+        "appended 1, duplicates 0",
+        "appended 1, duplicates 0",
+        "appended 1, duplicates 0",
+        "appended 0, duplicates 1",
+    ]
+    rates = [(e.payload["rate"], e.dedup_key.rsplit(":", 1)[1]) for e in fx_events(db)]
+    positions = [e.position for e in fx_events(db)]
+    assert rates == [("98.5", "0"), ("99", str(positions[0])), ("98.5", str(positions[1]))]
+
+
 def test_imported_events_read_back_as_the_rates_of_the_file(db: Database) -> None:
     append(db, [rate_event(fx) for fx in parse_rate_file(GOOD)])
     stored = fx_events(db)
@@ -84,7 +104,7 @@ def test_imported_events_read_back_as_the_rates_of_the_file(db: Database) -> Non
         "2026-01-15T00:00:00+00:00",
         "2026-01-16T00:00:00+00:00",
     }
-    assert stored[0].dedup_key == "fx:2026-01-15:EUR:RUB:cbr:98.5"
+    assert stored[0].dedup_key == "fx:2026-01-15:EUR:RUB:cbr:98.5:after:0"
     table = rate_table(rate_of_payload(e.payload) for e in stored)
     # 2.27 EUR on 2026-01-16 at 99.1 = 224.957 RUB; 2026-01-17 has no rate.
     assert convert(Decimal("2.27"), "EUR", "RUB", date(2026, 1, 16), table) == Decimal("224.957")

@@ -174,6 +174,38 @@ def test_duplicate_charge_on_two_lines_and_in_two_invoices(db: Database) -> None
     verified(db, RULES)
 
 
+def test_a_credit_note_of_its_own_cancels_a_charge_of_another_invoice(db: Database) -> None:
+    append(db, [
+        accepted("m1"), submitted("m1", "c1"), report("c1", 1, 3),
+        line("INV-1", 1, "0.50", cmid="c1"), line("INV-1", 2, "0.50", cmid="c1"),
+    ])  # fmt: skip
+    project(db, RULES)
+    assert set(money(db)) == {("m1", "duplicate_charge", "invoice")}
+    append(db, [line("CN-1", 1, "-0.50", cmid="c1")])
+    project(db, RULES)
+    assert money(db) == {}
+    assert state(db, "m1").carrier_cost_invoiced == D("0.50")
+    verified(db, RULES)
+
+
+def test_parts_billed_in_two_invoices_once_each_are_no_duplicate(db: Database) -> None:
+    append(db, [
+        accepted("m1", text=THREE_PARTS),
+        submitted("m1", "c1", part=1, parts=3),
+        submitted("m1", "c2", part=2, parts=3),
+        submitted("m1", "c3", part=3, parts=3),
+        line("JAN", 1, "0.50", cmid="c1"), line("JAN", 2, "0.50", cmid="c2"),
+        line("FEB", 1, "0.50", cmid="c3"),
+    ])  # fmt: skip
+    project(db, RULES)
+    assert money(db) == {}
+    # The same part billed again in February is one.
+    append(db, [line("FEB", 2, "0.50", cmid="c1")])
+    project(db, RULES)
+    assert money(db) == {("m1", "duplicate_charge", "invoice"): (D("0.50"), "RUB")}
+    verified(db, RULES)
+
+
 def test_billed_but_rejected(db: Database) -> None:
     append(db, [
         accepted("m1"), submitted("m1", "c1"), report("c1", 16, 3),
@@ -194,9 +226,11 @@ def test_invoice_unknown_message_after_the_grace_then_claimed(db: Database) -> N
         accepted("m9", 60), submitted("m9", "c9", 61),  # the clock passes the 10 min grace
     ])  # fmt: skip
     project(db, RULES)
-    found = money(db)
-    assert found[("carrier:mts:ghost", "invoice_unknown_message", "invoice")] == (None, None)
-    assert found[("nobody", "invoice_unknown_message", "invoice")] == (None, None)
+    # What the unclaimed line bills is at stake.
+    assert money(db) == {
+        ("carrier:mts:ghost", "invoice_unknown_message", "invoice"): (D("0.50"), "RUB"),
+        ("nobody", "invoice_unknown_message", "invoice"): (D("0.50"), "RUB"),
+    }
     # The submission of "ghost" arrives late: the line finds its message.
     append(db, [accepted("m1", 62), submitted("m1", "ghost", 63), accepted("nobody", 64)])
     project(db, RULES)
