@@ -10,9 +10,10 @@ for what it knows and we would only copy: which number formats are dates
 Memory stays bounded whatever the sheet's size: rows are handed on as they end, a cell keeps
 at most MAX_CELL_CHARS characters, a row at most 16,384 columns. What cannot be streamed is
 bounded and refused beyond its bound (``NotReadable``): the shared-strings table (cells refer
-to it by index, so it is held; MAX_SHARED_CHARS in all), the small parts (workbook,
-relationships, styles: MAX_PART_BYTES each), and a sheet declaring more than MAX_SHEET_BYTES
-of XML (a zip bomb; a sheet smaller than that is streamed like any other). A DOCTYPE is
+to it by index, so it is held: on disk, 8 bytes a string in memory, MAX_SHARED_STRINGS of
+them), the small parts (workbook, relationships, styles: MAX_PART_BYTES each), and a sheet
+or a strings table declaring more than MAX_SHEET_BYTES of XML (a zip bomb; one smaller than
+that is streamed like any other). A DOCTYPE is
 refused: a workbook has none, and entities are the way XML bombs expand.
 """
 
@@ -30,11 +31,12 @@ from xml.parsers import expat
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 
 from pipeline.reconcile import xlsx_cells
+from pipeline.reconcile.xlsx_strings import SharedStrings
 
 #: Characters kept of one cell; a longer one makes its row an error (no field is that long).
 MAX_CELL_CHARS = 4096
-#: Characters of all shared strings together (each held once, as Python text).
-MAX_SHARED_CHARS = 64_000_000
+#: Shared strings (8 bytes of memory each; the text is on disk).
+MAX_SHARED_STRINGS = 10_000_000
 #: Uncompressed bytes of the workbook, relationship and styles parts.
 MAX_PART_BYTES = 16 * 1024 * 1024
 #: Uncompressed bytes a sheet may declare: about 6 million invoice lines.
@@ -69,16 +71,21 @@ def read_rows(path: Path) -> Iterator[SheetRow]:
     with book:
         sheet, date1904 = _first_sheet(book)
         date_styles = _date_styles(book)
-        shared = _shared_strings(book)
         info = _member(book, sheet)
-        if info.file_size > MAX_SHEET_BYTES:
-            raise NotReadable(
-                f"the first sheet declares {info.file_size} bytes of XML, more than "
-                f"{MAX_SHEET_BYTES} (split the invoice)"
-            )
-        sheet_reader = _SheetParser(shared, date_styles, date1904)
-        with book.open(info) as stream:
-            yield from _stream(stream, sheet_reader.parser, sheet_reader.ready)
+        _check_size(info, "the first sheet")
+        with SharedStrings() as shared:
+            _read_shared_strings(book, shared)
+            sheet_reader = _SheetParser(shared, date_styles, date1904)
+            with book.open(info) as stream:
+                yield from _stream(stream, sheet_reader.parser, sheet_reader.ready)
+
+
+def _check_size(info: zipfile.ZipInfo, what: str) -> None:
+    if info.file_size > MAX_SHEET_BYTES:
+        raise NotReadable(
+            f"{what} declares {info.file_size} bytes of XML, more than "
+            f"{MAX_SHEET_BYTES} (split the invoice)"
+        )
 
 
 def _stream(stream: Any, parser: Any, ready: list[SheetRow]) -> Iterator[SheetRow]:
@@ -202,15 +209,14 @@ def _date_styles(book: zipfile.ZipFile) -> frozenset[int]:
     )
 
 
-def _shared_strings(book: zipfile.ZipFile) -> list[str | None]:
+def _read_shared_strings(book: zipfile.ZipFile, table: SharedStrings) -> None:
     """The shared strings table (None for one longer than MAX_CELL_CHARS), streamed in."""
     try:
         info = book.getinfo("xl/sharedStrings.xml")
     except KeyError:
-        return []
-    table: list[str | None] = []
+        return
+    _check_size(info, "the shared strings")
     collector = _Text()
-    total = [0]
 
     def start(name: str, attrs: dict[str, str]) -> None:
         if name == "si":
@@ -226,18 +232,15 @@ def _shared_strings(book: zipfile.ZipFile) -> list[str | None]:
         elif name == "rPh":
             collector.skip -= 1
         elif name == "si":
-            value = collector.value()
-            total[0] += len(value or "")
-            if total[0] > MAX_SHARED_CHARS:
-                raise NotReadable(f"shared strings beyond {MAX_SHARED_CHARS} characters")
-            table.append(value)
+            if len(table) >= MAX_SHARED_STRINGS:
+                raise NotReadable(f"more than {MAX_SHARED_STRINGS} shared strings")
+            table.append(collector.value())
 
     parser = _parser(start, end, collector.add)
     ready: list[SheetRow] = []
     with book.open(info) as stream:
         for _ in _stream(stream, parser, ready):
             pass
-    return table
 
 
 class _Text:
@@ -270,7 +273,7 @@ class _Text:
 class _SheetParser:
     """expat callbacks turning ``<row>``/``<c>`` elements into SheetRows in ``ready``."""
 
-    def __init__(self, shared: list[str | None], date_styles: frozenset[int], date1904: bool):
+    def __init__(self, shared: SharedStrings, date_styles: frozenset[int], date1904: bool):
         self.shared, self.date_styles, self.date1904 = shared, date_styles, date1904
         self.ready: list[SheetRow] = []
         self.text = _Text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 import zipfile
+from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from pipeline.reconcile import xlsx_cells, xlsx_reader
 from pipeline.reconcile.xlsx_reader import NotReadable, read_rows
+from pipeline.reconcile.xlsx_strings import SharedStrings
 from tests.reconcile.xlsx_files import declare_size, hand_xlsx, write_xlsx
 
 
@@ -178,3 +180,30 @@ def test_memory_does_not_grow_with_the_sheet(tmp_path: Path) -> None:
 
     small, large = peak_of(4_000), peak_of(40_000)
     assert large < 2 * small + (512 << 10), (small, large)
+
+
+def test_shared_strings_are_kept_on_disk_and_read_back() -> None:
+    with SharedStrings() as table:
+        for value in ("id", "", "Счёт", None, "x" * 5000):
+            table.append(value)
+        assert [table[i] for i in range(len(table))] == ["id", "", "Счёт", None, "x" * 5000]
+
+
+def test_a_large_shared_strings_table_does_not_grow_memory(tmp_path: Path) -> None:
+    """100,000 distinct strings (Excel's way to write every text cell): held on disk."""
+    count = 100_000
+    data = "".join(
+        f'<row r="{n + 1}"><c r="A{n + 1}" t="s"><v>{n}</v></c></row>' for n in range(count)
+    )
+    shared = [f"<t>carrier-message-{n:012d}</t>" for n in range(count)]
+    path = hand_xlsx(tmp_path / "g.xlsx", data, shared=shared)
+    del data, shared
+    tracemalloc.start()
+    try:
+        last = deque(read_rows(path), maxlen=1)[0]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert last.cells == {0: f"carrier-message-{count - 1:012d}"}
+    # 8 bytes a string for where it ends; as Python text they would take ~8 MB.
+    assert peak < 3 << 20, peak
