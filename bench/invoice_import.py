@@ -21,6 +21,8 @@ import resource
 import sys
 import tempfile
 import time
+import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -68,16 +70,74 @@ def write_csv(path: Path, lines: int) -> None:
 
 
 def write_xlsx(path: Path, lines: int) -> None:
-    """openpyxl's write-only mode (streamed); costs as text cells, as a carrier's export
-    that keeps its amounts exact would write them."""
-    import openpyxl
+    """A workbook as Excel writes one, streamed: every text cell in the shared-strings table
+    (three distinct strings a line), times as date cells (serials with a date style), parts
+    and costs as numeric cells; the same lines as the CSV."""
+    fixed = [*HEADER, "INV-BENCH-2026-01", "RUB"]
+    text_columns = (1, 2, 4)  # carrier_message_id, message_id, destination
 
-    book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet()
-    sheet.append(HEADER)
-    for n in range(lines):
-        sheet.append(line(n))
-    book.save(path)
+    def index(n: int, column: int) -> int:
+        return len(fixed) + 3 * n + text_columns.index(column)
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        for name, data in _PARTS.items():
+            book.writestr(name, data)
+        with book.open("xl/sharedStrings.xml", "w", force_zip64=True) as out:
+            out.write(f'<sst xmlns="{_MAIN}">'.encode())
+            strings = (*fixed, *(line(n)[c] for n in range(lines) for c in text_columns))
+            for chunk in _batched(f"<si><t>{value}</t></si>" for value in strings):
+                out.write(chunk)
+            out.write(b"</sst>")
+        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as out:
+            out.write(f'<worksheet xmlns="{_MAIN}"><sheetData>'.encode())
+            header = "".join(f'<c t="s"><v>{i}</v></c>' for i in range(len(HEADER)))
+            out.write(f'<row r="1">{header}</row>'.encode())
+
+            def row(n: int) -> str:
+                values = line(n)
+                at = datetime.strptime(values[3], "%Y-%m-%dT%H:%M:%SZ")
+                serial = repr((at - EPOCH).total_seconds() / 86400)
+                return (
+                    f'<row r="{n + 2}"><c t="s"><v>{len(HEADER)}</v></c>'
+                    f'<c t="s"><v>{index(n, 1)}</v></c><c t="s"><v>{index(n, 2)}</v></c>'
+                    f'<c s="1"><v>{serial}</v></c><c t="s"><v>{index(n, 4)}</v></c>'
+                    f"<c><v>{values[5]}</v></c><c><v>{values[6]}</v></c>"
+                    f'<c t="s"><v>{len(HEADER) + 1}</v></c></row>'
+                )
+
+            for chunk in _batched(row(n) for n in range(lines)):
+                out.write(chunk)
+            out.write(b"</sheetData></worksheet>")
+
+
+def _batched(pieces: Iterator[str], size: int = 10_000) -> Iterator[bytes]:
+    batch: list[str] = []
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) >= size:
+            yield "".join(batch).encode()
+            batch.clear()
+    yield "".join(batch).encode()
+
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+EPOCH = datetime(1899, 12, 30)
+_PARTS = {
+    "xl/workbook.xml": (
+        f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>'
+        '<sheet name="Invoice" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
+        "</Relationships>"
+    ),
+    "xl/styles.xml": (
+        f'<styleSheet xmlns="{_MAIN}"><cellXfs count="2"><xf numFmtId="0"/>'
+        '<xf numFmtId="22"/></cellXfs></styleSheet>'
+    ),
+}
 
 
 def run(url: str, fmt: str, lines: int, tmp: Path) -> None:
