@@ -17,6 +17,7 @@ whole, and the process's peak RSS (``ru_maxrss``; goal < 300 MB whatever N). Wit
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import sys
 import tempfile
@@ -84,7 +85,8 @@ def write_xlsx(path: Path, lines: int) -> None:
             book.writestr(name, data)
         with book.open("xl/sharedStrings.xml", "w", force_zip64=True) as out:
             out.write(f'<sst xmlns="{_MAIN}">'.encode())
-            strings = (*fixed, *(line(n)[c] for n in range(lines) for c in text_columns))
+            ours = (line(n)[c] for n in range(lines) for c in text_columns)
+            strings = itertools.chain(fixed, ours)  # streamed: never all at once
             for chunk in _batched(f"<si><t>{value}</t></si>" for value in strings):
                 out.write(chunk)
             out.write(b"</sst>")
