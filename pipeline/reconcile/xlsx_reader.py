@@ -44,6 +44,9 @@ MAX_SHEET_BYTES = 1 << 30
 #: Bytes read from the zip per expat call.
 CHUNK_BYTES = 1 << 16
 
+#: Built-in number formats that are East Asian dates or times (ECMA-376 Part 1, 18.8.30:
+#: ``yyyy"年"m"月"d"日"`` and the like); openpyxl's BUILTIN_FORMATS stops at the Western ones.
+_LOCALE_DATE_FORMATS = frozenset(range(27, 37)) | frozenset(range(50, 59))
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _WORKSHEET = _REL + "/worksheet"
 
@@ -206,6 +209,7 @@ def _date_styles(book: zipfile.ZipFile) -> frozenset[int]:
         index
         for index, fmt_id in enumerate(formats)
         if is_date_format(custom.get(fmt_id, BUILTIN_FORMATS.get(fmt_id)))
+        or (fmt_id in _LOCALE_DATE_FORMATS and fmt_id not in custom)
     )
 
 

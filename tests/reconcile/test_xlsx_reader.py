@@ -73,6 +73,7 @@ def test_shared_rich_and_inline_strings_and_styles(tmp_path: Path) -> None:
         '<row r="4"><c r="A4" t="inlineStr"><is><t>in</t><r><t>line</t></r></is></c>'
         '<c r="B4" s="1"><v>46037.541666666664</v></c><c r="C4" s="2"><v>46037</v></c>'
         '<c r="D4" t="b"><v>1</v></c><c r="E4" t="e"><v>#N/A</v></c>'
+        '<c r="H4" s="3"><v>46037</v></c>'
         '<c r="F4" t="str"><f>A1</f><v>id</v></c><c r="G4"><v>3.5000000000000003E-2</v></c></row>',
         shared=["<t>id</t>", "<r><t>co</t></r><r><t>st</t></r><rPh><t>KOSUTO</t></rPh>"],
         date_styles=1,
@@ -89,6 +90,7 @@ def test_shared_rich_and_inline_strings_and_styles(tmp_path: Path) -> None:
             4: "#N/A",
             5: "id",
             6: Decimal("0.035"),
+            7: datetime(2026, 1, 15),  # a built-in East Asian date format (id 31)
         },
     )
 

@@ -66,7 +66,8 @@ def hand_xlsx(
     styles = (
         f'<styleSheet xmlns="{_MAIN}"><numFmts count="1">'
         '<numFmt numFmtId="164" formatCode="dd.mm.yyyy hh:mm:ss"/></numFmts>'
-        '<cellXfs count="3"><xf numFmtId="0"/><xf numFmtId="164"/><xf numFmtId="14"/>'
+        '<cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="164"/><xf numFmtId="14"/>'
+        '<xf numFmtId="31"/>'
         "</cellXfs></styleSheet>"
     )
     sheet = (
