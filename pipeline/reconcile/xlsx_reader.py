@@ -80,7 +80,7 @@ def read_rows(path: Path) -> Iterator[SheetRow]:
             _read_shared_strings(book, shared)
             sheet_reader = _SheetParser(shared, date_styles, date1904)
             with book.open(info) as stream:
-                yield from _stream(stream, sheet_reader.parser, sheet_reader.ready)
+                yield from _stream(stream, sheet_reader.parser, sheet_reader.ready, "the sheet")
 
 
 def _check_size(info: zipfile.ZipInfo, what: str) -> None:
@@ -91,7 +91,8 @@ def _check_size(info: zipfile.ZipInfo, what: str) -> None:
         )
 
 
-def _stream(stream: Any, parser: Any, ready: list[SheetRow]) -> Iterator[SheetRow]:
+def _stream(stream: Any, parser: Any, ready: list[SheetRow], what: str) -> Iterator[SheetRow]:
+    """Feed ``stream`` to ``parser`` a chunk at a time, handing on the rows each chunk ends."""
     try:
         while block := stream.read(CHUNK_BYTES):
             parser.Parse(block, False)
@@ -100,7 +101,7 @@ def _stream(stream: Any, parser: Any, ready: list[SheetRow]) -> Iterator[SheetRo
         parser.Parse(b"", True)
     except expat.ExpatError as exc:
         reason = expat.ErrorString(exc.code)
-        raise NotReadable(f"the sheet is not well-formed XML ({reason})") from None
+        raise NotReadable(f"{what} is not well-formed XML ({reason})") from None
     except (zipfile.BadZipFile, EOFError) as exc:
         raise NotReadable(f"a damaged zip: {exc}") from None
     yield from ready
@@ -243,7 +244,7 @@ def _read_shared_strings(book: zipfile.ZipFile, table: SharedStrings) -> None:
     parser = _parser(start, end, collector.add)
     ready: list[SheetRow] = []
     with book.open(info) as stream:
-        for _ in _stream(stream, parser, ready):
+        for _ in _stream(stream, parser, ready, "xl/sharedStrings.xml"):
             pass
 
 

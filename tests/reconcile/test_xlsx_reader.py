@@ -209,3 +209,10 @@ def test_a_large_shared_strings_table_does_not_grow_memory(tmp_path: Path) -> No
     assert last.cells == {0: f"carrier-message-{count - 1:012d}"}
     # 8 bytes a string for where it ends; as Python text they would take ~8 MB.
     assert peak < 3 << 20, peak
+
+
+def test_a_sheet_that_is_not_well_formed_is_refused(tmp_path: Path) -> None:
+    cut = b'<worksheet><sheetData><row r="1"><c t="inlineStr"><is><t>id</t></is></c></row><row'
+    path = hand_xlsx(tmp_path / "h.xlsx", "", sheet_bytes=cut)
+    with pytest.raises(NotReadable, match=r"the sheet is not well-formed XML \(unclosed token\)"):
+        list(read_rows(path))
