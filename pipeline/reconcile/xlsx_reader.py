@@ -133,8 +133,7 @@ def _parser(
     end: Callable[[str], None] | None = None,
     text: Callable[[str], None] | None = None,
 ) -> Any:
-    """An expat parser that refuses a DOCTYPE. Element names reach the callbacks as
-    ``{namespace}c``; ``local(name)`` is ``c``."""
+    """An expat parser calling back with local names (``c``, not ``{ns}c``); no DOCTYPE."""
     parser = expat.ParserCreate(namespace_separator="}")
 
     def refuse(*_args: Any) -> None:
@@ -144,26 +143,12 @@ def _parser(
     parser.EntityDeclHandler = refuse
     parser.buffer_text = True
     if start:
-        parser.StartElementHandler = start
+        parser.StartElementHandler = lambda name, attrs: start(name.rpartition("}")[2], attrs)
     if end:
-        parser.EndElementHandler = end
+        parser.EndElementHandler = lambda name: end(name.rpartition("}")[2])
     if text:
         parser.CharacterDataHandler = text
     return parser
-
-
-#: ``{namespace}c`` -> ``c`` for the names seen, at most 1,024 (a hostile file may use many).
-#: The callbacks run for every element of every cell: a dict look-up, not a string split.
-_LOCAL_NAMES: dict[str, str] = {}
-
-
-def local(name: str) -> str:
-    found = _LOCAL_NAMES.get(name)
-    if found is None:
-        found = name.rpartition("}")[2]
-        if len(_LOCAL_NAMES) < 1024:
-            _LOCAL_NAMES[name] = found
-    return found
 
 
 def _elements(data: bytes, where: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -172,8 +157,8 @@ def _elements(data: bytes, where: str) -> list[tuple[str, str, dict[str, str]]]:
     path: list[str] = [""]
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        found.append((local(name), path[-1], attrs))
-        path.append(local(name))
+        found.append((name, path[-1], attrs))
+        path.append(name)
 
     parser = _parser(start, lambda name: path.pop())
     try:
@@ -239,7 +224,6 @@ def _read_shared_strings(book: zipfile.ZipFile, table: SharedStrings) -> None:
     collector = _Text()
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        name = _LOCAL_NAMES.get(name) or local(name)
         if name == "si":
             collector.reset()
         elif name == "rPh":  # a phonetic reading, not the text
@@ -248,7 +232,6 @@ def _read_shared_strings(book: zipfile.ZipFile, table: SharedStrings) -> None:
             collector.on = True
 
     def end(name: str) -> None:
-        name = _LOCAL_NAMES.get(name) or local(name)
         if name == "t":
             collector.on = False
         elif name == "rPh":
@@ -308,7 +291,6 @@ class _SheetParser:
         self.parser = _parser(self.start, self.end, self.text.add)
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        name = _LOCAL_NAMES.get(name) or local(name)
         if name == "c":
             reference = attrs.get("r")
             column = self.column if reference is None else xlsx_cells.column_index(reference)
@@ -332,7 +314,6 @@ class _SheetParser:
             self.column = 0
 
     def end(self, name: str) -> None:
-        name = _LOCAL_NAMES.get(name) or local(name)
         if name in ("v", "t"):
             self.text.on = False
         elif name == "rPh":
