@@ -32,9 +32,9 @@ def reconcile() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "jsonl"]),
+    type=click.Choice(["csv", "jsonl", "xlsx"]),
     default=None,
-    help="Default: from the name (.csv, .jsonl, .ndjson, each optionally .gz).",
+    help="Default: from the name (.csv, .jsonl, .ndjson, each optionally .gz; .xlsx).",
 )
 @click.option("--period", default=None, help="FROM..TO, [from, to) in ISO dates or times.")
 @click.option("--total", default=None, help="The invoice's stated total (a decimal).")
@@ -54,13 +54,9 @@ def import_invoice_command(
     Bad lines are quarantined with their row and the rest imported; exit 3 when anything
     was quarantined, 2 when the whole file is refused.
     """
-    from pipeline.reconcile.importer import (
-        InvoiceRefused,
-        format_of,
-        import_invoice,
-        plan_import,
-    )
+    from pipeline.reconcile.importer import import_invoice, plan_import
     from pipeline.reconcile.lines import MAX_INVOICE_ID
+    from pipeline.reconcile.rows import InvoiceRefused, format_of
 
     ctx = app_context()
     settings = ctx.settings

@@ -9,16 +9,12 @@ dedup keys) and then the header.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
 
 from sqlalchemy import select
 
@@ -37,17 +33,12 @@ from pipeline.reconcile.lines import (
     day_period,
     header_key,
     line_event,
-    missing_columns,
     parse_line,
 )
+from pipeline.reconcile.rows import InvoiceRefused, open_file, read_rows
 
 #: Events appended per transaction.
 CHUNK = 1000
-FORMATS = ("csv", "jsonl")
-
-
-class InvoiceRefused(Exception):
-    """The whole file or command is refused (exit 2); the message is one line."""
 
 
 @dataclass
@@ -89,81 +80,6 @@ class Plan:
     total: Decimal | None
 
 
-def format_of(path: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        return fmt
-    name = path.name.lower().removesuffix(".gz")
-    for suffix, kind in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
-        if name.endswith(suffix):
-            return kind
-    raise InvoiceRefused(f"{path.name}: cannot tell the format from the name (use --format)")
-
-
-def _open(path: Path) -> IO[bytes]:
-    raw = path.open("rb")
-    return gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw  # type: ignore[return-value]
-
-
-def _rows(path: Path, fmt: str, carrier: CarrierSettings, have_id: bool) -> Iterator[Any]:
-    """(row number, fields or a ParseError, the row's raw text) for each data row."""
-    layout = carrier.invoice
-    with _open(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        if fmt == "csv":
-            reader = csv.reader(text, delimiter=layout.delimiter)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise InvoiceRefused(f"{path.name}: empty file: no header and no lines") from None
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise InvoiceRefused(f"{path.name}: unreadable header: {exc}") from None
-            header = [name.strip().lstrip("\ufeff") for name in header]
-            missing = missing_columns(header, layout, have_id=have_id)
-            if missing:
-                raise InvoiceRefused(
-                    f"{path.name}: wrong columns: missing {', '.join(missing)} "
-                    f"(header has {', '.join(header)[:200]})"
-                )
-            while True:
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                except UnicodeDecodeError as exc:
-                    raise InvoiceRefused(f"{path.name}: not UTF-8 text ({exc.reason})") from None
-                except csv.Error as exc:
-                    yield reader.line_num, ParseError("row", str(exc)), ""
-                    continue
-                raw = _csv_text(values, layout.delimiter)
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) != len(header):
-                    found = ParseError("row", f"{len(values)} fields, the header has {len(header)}")
-                    yield reader.line_num, found, raw
-                else:
-                    yield reader.line_num, dict(zip(header, values, strict=True)), raw
-        else:
-            for number, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    document = bounded.load_json(line)
-                    bounded.check_document(document)
-                except (ParseError, bounded.Refused, ValueError) as exc:
-                    yield number, ParseError("line", f"not a JSON object: {exc}"), line
-                    continue
-                if not isinstance(document, dict):
-                    yield number, ParseError("line", "not a JSON object"), line
-                else:
-                    yield number, document, line
-
-
-def _csv_text(values: list[str], delimiter: str) -> str:
-    out = io.StringIO()
-    csv.writer(out, delimiter=delimiter).writerow(values)
-    return out.getvalue()
-
-
 def _lines(
     path: Path, fmt: str, carrier: CarrierSettings, limits: Limits, invoice_id: str | None
 ) -> Iterator[tuple[int, InvoiceLine | ParseError, str]]:
@@ -171,7 +87,7 @@ def _lines(
     person looks); a line of another invoice than the file's first is an error."""
     wanted = invoice_id
     for number, (row, fields, raw) in enumerate(
-        _rows(path, fmt, carrier, invoice_id is not None), start=1
+        read_rows(path, fmt, carrier.invoice, invoice_id is not None), start=1
     ):
         if isinstance(fields, ParseError):
             yield row, fields, raw
@@ -195,7 +111,7 @@ def survey(
 ) -> _Survey:
     """The first pass: the file's SHA-256 and what its good lines say."""
     digest = hashlib.sha256()
-    with _open(path) as binary:
+    with open_file(path) as binary:
         for block in iter(lambda: binary.read(1 << 20), b""):
             digest.update(block)
     found = _Survey(sha256=digest.hexdigest(), invoice_id=invoice_id)

@@ -3,6 +3,10 @@
 Numbers go through ``ingest.adapters.bounded`` (money from text to Decimal, never a float),
 times through the plausible years and amounts of ``ingest`` (``Limits``): an invoice is
 untrusted input like a delivery report, and one absurd line must cost only itself.
+
+A field's value is text (CSV, a text cell), a Decimal (a JSON number, a numeric cell: the
+layout's decimal separator is a matter of text and does not apply) or, for ``billed_at``, a
+zoneless datetime (a spreadsheet date cell, in the layout's time zone).
 """
 
 from __future__ import annotations
@@ -80,11 +84,24 @@ def parse_line(
     message_id, carrier_message_id = text("message_id"), text("carrier_message_id")
     if message_id is None and carrier_message_id is None:
         raise ParseError("message_id", "neither message_id nor carrier_message_id is given")
-    billed_text = text("billed_at")
-    if billed_text is None:
-        raise ParseError("billed_at", "missing")
-    cost_text = text("cost")
-    if cost_text is None:
+    billed = fields.get(columns.billed_at)
+    if isinstance(billed, datetime):
+        billed_at = to_utc(billed, layout, limits)
+    else:
+        billed_text = text("billed_at")
+        if billed_text is None:
+            raise ParseError("billed_at", "missing")
+        billed_at = parse_time(billed_text, layout, limits)
+
+    def amount(name: str, bound: Limits | None) -> Decimal | None:
+        value = fields.get(getattr(columns, name))
+        if isinstance(value, Decimal):
+            return check_amount(bounded.bounded_decimal(value, name), name, bound)
+        written = text(name)
+        return None if written is None else parse_amount(written, name, layout, bound)
+
+    cost = amount("cost", limits)
+    if cost is None:
         raise ParseError("cost", "missing")
     parts_text = text("parts")
     parts = 1 if parts_text is None else bounded.integer(parts_text, "parts")
@@ -93,7 +110,7 @@ def parse_line(
     currency = text("currency") or layout.currency
     if currency is None or not _CURRENCY.fullmatch(currency):
         raise ParseError("currency", "must be an ISO 4217 code such as RUB")
-    total_text = text("total")
+    total = amount("total", None)
     invoice_id = text("invoice_id")
     if invoice_id is not None and len(invoice_id) > MAX_INVOICE_ID:
         raise ParseError("invoice_id", f"longer than {MAX_INVOICE_ID} characters")
@@ -102,12 +119,12 @@ def parse_line(
         invoice_id=invoice_id,
         carrier_message_id=carrier_message_id,
         message_id=message_id,
-        billed_at=parse_time(billed_text, layout, limits),
+        billed_at=billed_at,
         destination=text("destination"),
         parts=parts,
-        cost=parse_amount(cost_text, "cost", layout, limits),
+        cost=cost,
         currency=currency,
-        total=None if total_text is None else parse_amount(total_text, "total", layout, None),
+        total=total,
     )
 
 
@@ -118,7 +135,10 @@ def parse_amount(text: str, field: str, layout: InvoiceSettings, limits: Limits 
         if "." in text:
             raise ParseError(field, "a '.' in an amount written with ',' as decimal separator")
         text = text.replace(",", ".")
-    amount = bounded.decimal(text, field)
+    return check_amount(bounded.decimal(text, field), field, limits)
+
+
+def check_amount(amount: Decimal, field: str, limits: Limits | None) -> Decimal:
     if limits is not None and abs(amount) > limits.max_amount:
         raise ParseError(field, f"beyond {limits.max_amount} (ingest.max_amount)")
     return amount
@@ -135,6 +155,11 @@ def parse_time(text: str, layout: InvoiceSettings, limits: Limits) -> datetime:
             moment = datetime.fromisoformat(text)
     except ValueError:
         raise ParseError("billed_at", "not a time in the expected format") from None
+    return to_utc(moment, layout, limits)
+
+
+def to_utc(moment: datetime, layout: InvoiceSettings, limits: Limits) -> datetime:
+    """``moment`` in UTC, read in the layout's time zone when it has none; a plausible year."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(layout.timezone))
     if not limits.min_year <= moment.year <= limits.max_year:

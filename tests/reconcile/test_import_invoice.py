@@ -297,7 +297,13 @@ def test_wrong_columns_refuse_the_file_in_one_line(
 
 
 def test_an_empty_file_is_refused_in_one_line(db: Database, db_url: str, tmp_path: Path) -> None:
-    for name, text in (("empty.csv", ""), ("empty.jsonl", "\n"), ("header-only.csv", HEADER)):
+    cases = (
+        ("empty.csv", ""),
+        ("blank.jsonl", "\n"),
+        ("empty.jsonl", ""),
+        ("header-only.csv", HEADER),
+    )
+    for name, text in cases:
         file = tmp_path / name
         file.write_text(text)
         result = import_invoice(db_url, tmp_path, file)

@@ -16,7 +16,7 @@ COMMA = InvoiceSettings(decimal_separator=",", delimiter=";")
 LIMITS = Limits()
 
 
-def row(**fields: str) -> dict[str, str]:
+def row(**fields: object) -> dict[str, object]:
     base = {"invoice_id": "I", "carrier_message_id": "c1", "billed_at": "2026-01-15T10:00:00Z"}
     return {**base, "cost": "0.35", "currency": "RUB", **fields}
 
@@ -101,3 +101,19 @@ def test_missing_columns_name_what_the_layout_needs() -> None:
         "billed_at",
         "message_id or carrier_message_id",
     ]
+
+
+def test_a_number_is_a_number_whatever_the_decimal_separator() -> None:
+    """A JSON number or a numeric cell arrives as a Decimal: the separator is about text."""
+    line = parse_line(1, row(cost=Decimal("0.035"), total=Decimal("1.5")), COMMA, LIMITS)
+    assert (line.cost, line.total) == (Decimal("0.035"), Decimal("1.5"))
+    with pytest.raises(ParseError, match=r"ingest\.max_amount"):
+        parse_line(1, row(cost=Decimal("999999")), COMMA, LIMITS)
+
+
+def test_a_date_cell_is_read_in_the_layouts_zone() -> None:
+    moscow = InvoiceSettings(timezone="Europe/Moscow")
+    line = parse_line(1, row(billed_at=datetime(2026, 1, 15, 13)), moscow, LIMITS)
+    assert line.billed_at == datetime(2026, 1, 15, 10, tzinfo=UTC)
+    with pytest.raises(ParseError, match="year outside"):
+        parse_line(1, row(billed_at=datetime(1899, 12, 31)), moscow, LIMITS)
