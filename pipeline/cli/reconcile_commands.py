@@ -105,6 +105,11 @@ def import_invoice_command(
         f"invoice {plan.invoice_id} version {plan.version}: read {summary.read}, "
         f"appended {summary.appended}, duplicates {summary.duplicates}, "
         f"quarantined {summary.quarantined}{not_kept}"
+        + (
+            f"; {summary.superseded} quarantined line(s) of older versions resolved"
+            if summary.superseded
+            else ""
+        )
     )
     if summary.quarantined or summary.not_kept:
         raise SystemExit(EXIT_QUARANTINED)

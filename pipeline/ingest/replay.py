@@ -39,6 +39,13 @@ def replay(db: Database, settings: Settings, entry: Entry) -> ReplayResult:
     """
     if entry.status != "open":
         return ReplayResult(entry.id, False, error=f"already {entry.status}")
+    if (entry.format or "").startswith("invoice-"):
+        return ReplayResult(
+            entry.id,
+            False,
+            error="an invoice line is fixed in its file: import the corrected file with "
+            "`smsrecon reconcile import-invoice --supersede`, which resolves this entry",
+        )
     target = target_of(entry.request.path)
     if target is None:
         return ReplayResult(entry.id, False, error=f"path {entry.request.path} names no route")

@@ -48,6 +48,8 @@ class InvoiceSummary:
     duplicates: int = 0
     quarantined: int = 0
     not_kept: int = 0
+    #: Quarantined lines of older versions this version resolved.
+    superseded: int = 0
 
 
 @dataclass
@@ -232,8 +234,32 @@ def import_invoice(
         },
         dedup_key=header_key(plan.invoice_id, plan.version),
     )
-    append(db, [header])
+    stored = append(db, [header])
+    summary.superseded = resolve_superseded(
+        db, plan.carrier, plan.invoice_id, plan.version, stored.positions
+    )
     return summary
+
+
+def resolve_superseded(
+    db: Database, carrier: str, invoice_id: str, version: int, positions: list[int]
+) -> int:
+    """Resolve the quarantined lines of the invoice's older versions: a corrected file
+    imported as a new version is what fixes a bad invoice line (a quarantined line cannot
+    be replayed on its own: it was part of a file). Returns how many were resolved."""
+    resolved = 0
+    for entry in quarantine.entries(db, status="open"):
+        if entry.carrier != carrier or not (entry.format or "").startswith("invoice-"):
+            continue
+        found = entry.detail[0] if isinstance(entry.detail, list) and entry.detail else {}
+        if not isinstance(found, dict) or found.get("invoice_id") != invoice_id:
+            continue
+        if not isinstance(found.get("version"), int) or found["version"] >= version:
+            continue
+        note = f"superseded by invoice {invoice_id} version {version}"
+        with db.write() as conn:
+            resolved += quarantine.resolve_in(conn, entry.id, positions, note)
+    return resolved
 
 
 def _append_lines(
@@ -273,7 +299,15 @@ def _append_lines(
                     received_at=utc_now(),
                     source=source,
                     error=f"invalid invoice line ({path.name}, row {row})",
-                    detail=[{"row": row, "field": line.field, "reason": line.reason}],
+                    detail=[
+                        {
+                            "row": row,
+                            "field": line.field,
+                            "reason": line.reason,
+                            "invoice_id": plan.invoice_id,
+                            "version": plan.version,
+                        }
+                    ],
                     carrier=carrier,
                     fmt=f"invoice-{fmt}",
                     caps=caps,

@@ -419,3 +419,34 @@ def test_a_file_that_is_not_utf8_is_refused_in_one_line(
         "smsrecon: inv.jsonl: not UTF-8 text (invalid start byte)"
     ]
     assert stored_events(db) == []
+
+
+def test_a_corrected_version_resolves_the_quarantined_lines_of_the_old_one(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """A bad line cannot be replayed alone (it belongs to its file): replay says how to fix
+    it, and importing the corrected file as a new version resolves it."""
+    bad = tmp_path / "inv.csv"
+    bad.write_text(
+        HEADER
+        + "INV-1,c1,,2026-01-15T10:00:00Z,,1,0.35,RUB\n"
+        + "INV-1,c2,,2026-01-15T10:00:00Z,,1,0.3.5,RUB\n"
+    )
+    assert import_invoice(db_url, tmp_path, bad).exit_code == 3
+    (entry,) = quarantine_rows(db)
+    replayed = run(db_url, tmp_path, "quarantine", "replay", str(entry.id))
+    assert replayed.exit_code == 3
+    assert "import the corrected file with `smsrecon reconcile import-invoice --supersede`" in (
+        replayed.output
+    )
+    fixed = tmp_path / "inv-fixed.csv"
+    fixed.write_text(
+        HEADER
+        + "INV-1,c1,,2026-01-15T10:00:00Z,,1,0.35,RUB\n"
+        + "INV-1,c2,,2026-01-15T10:00:00Z,,1,0.35,RUB\n"
+    )
+    result = import_invoice(db_url, tmp_path, fixed, "--supersede")
+    assert result.exit_code == 0, result.output
+    assert "1 quarantined line(s) of older versions resolved" in result.output
+    (after,) = quarantine_rows(db)
+    assert (after.status, after.note) == ("resolved", "superseded by invoice INV-1 version 2")
