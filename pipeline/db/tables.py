@@ -74,4 +74,5 @@ def part_tables() -> tuple[Table, ...]:
         projector_tables.invoices,
         projector_tables.invoice_lines,
         projector_tables.fx_rates,
+        projector_tables.price_tables,
     )

@@ -31,6 +31,7 @@ __all__ = [
     "invoice_lines",
     "invoices",
     "message_state",
+    "price_tables",
     "mismatches",
     "projector_checkpoints",
     "projector_correlations",
@@ -201,4 +202,21 @@ fx_rates = Table(
     Column("source", String(128), nullable=True),
     Column("position", BigInteger(), nullable=False),
     PrimaryKeyConstraint("day", "base", "quote", name="pk_fx_rates"),
+)
+
+
+#: Every price table in force as the log records it (``prices.recorded``): the
+#: ``billing.tariffs`` table (scope ``billing``) and each carrier's rate card (scope
+#: ``carrier:<name>``), numbered per scope. A message is priced by the table of its scope
+#: in force before its ``message.accepted``.
+price_tables = Table(
+    "price_tables",
+    metadata,
+    Column("position", BigInteger(), primary_key=True, autoincrement=False),
+    Column("scope", String(80), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("rules", JSONDocument, nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_price_tables_scope_position", "scope", "position"),
 )
