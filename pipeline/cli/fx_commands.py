@@ -26,8 +26,9 @@ def import_command(file: Path) -> None:
     """Append the rates of a CSV FILE (header day,base,quote,rate,source) as fx.rate events.
 
     The whole file is checked first: if any row is bad, each is reported with its row
-    number and nothing is appended (exit 2). The rows are appended in one transaction;
-    rows already in the log are skipped, so importing the same file again appends nothing.
+    number and nothing is appended (exit 2). The rows are appended in one transaction; a
+    rate that already counts for its day and pair is skipped, so importing the same file
+    again appends nothing.
     """
     if file.stat().st_size > MAX_FILE_BYTES:
         fail(f"{file}: larger than {MAX_FILE_BYTES // 1_048_576} MiB; nothing appended", EXIT_USAGE)
