@@ -34,6 +34,9 @@ PROJECTOR_LOCK_KEY = 0x736D7370
 #: Decimal places the exact money sum keeps (carrier prices are quoted to 8).
 MONEY_SUM_SCALE = 8
 
+#: The currency exponents ISO 4217 knows (``units_as_decimal_sql`` with an exponent column).
+CURRENCY_EXPONENTS = (0, 2, 3, 4)
+
 #: A ``:name`` parameter (not a ``::type`` cast).
 NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -159,6 +162,27 @@ class Backend(ABC):
 
         Amounts are summed to ``scale`` decimal places; digits beyond it are dropped.
         """
+
+    # -- view SQL (the public reporting views are written once, with these pieces) --------
+
+    @abstractmethod
+    def units_as_decimal_sql(self, units: str, scale: int | str) -> str:
+        """SQL showing the integer ``units`` (an expression counting 10^-``scale``) as an
+        exact decimal, never through a float: NUMERIC on PostgreSQL, decimal text on
+        SQLite, both rendering the same digits (``scale`` of them after the point).
+        ``scale`` is a number, or an SQL expression of a currency exponent (0 to 4)."""
+
+    @abstractmethod
+    def utc_day_sql(self, column: str) -> str:
+        """SQL of a time column's UTC day as ``YYYY-MM-DD`` text (the same on both)."""
+
+    @abstractmethod
+    def hours_since_sql(self, column: str) -> str:
+        """SQL of the whole hours from a time column to now (an integer)."""
+
+    @abstractmethod
+    def now_sql(self) -> str:
+        """SQL of the current time, comparable with a time column."""
 
     def driver_errors(self, conn: Connection) -> tuple[type[BaseException], ...]:
         """What the driver raises for a stored value it cannot load."""

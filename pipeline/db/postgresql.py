@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from pipeline.db.backend import (
     APPEND_LOCK_KEY,
+    CURRENCY_EXPONENTS,
     MONEY_SUM_SCALE,
     NAMED_PARAMETER,
     PROJECTOR_LOCK_KEY,
@@ -125,6 +126,28 @@ class PostgreSQLBackend(Backend):
 
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+
+    def units_as_decimal_sql(self, units: str, scale: int | str) -> str:
+        # NUMERIC division rounds to a scale of its own choosing (about 16 significant
+        # digits), never fewer decimals than the dividend's: the dividend is given the
+        # scale first, so every 64-bit sum divides exactly. A fixed scale in the type, so
+        # the text has exactly ``scale`` decimals (as on SQLite) and a BI tool sees
+        # NUMERIC(38, scale).
+        if isinstance(scale, int):
+            return (
+                f"CAST(CAST({units} AS NUMERIC(38, {scale})) / {10**scale} AS NUMERIC(38, {scale}))"
+            )
+        top = max(CURRENCY_EXPONENTS)
+        return f"round(CAST({units} AS NUMERIC(38, {top})) / (10::numeric ^ {scale}), {scale})"
+
+    def utc_day_sql(self, column: str) -> str:
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    def hours_since_sql(self, column: str) -> str:
+        return f"CAST(floor(extract(epoch FROM (now() - {column})) / 3600) AS BIGINT)"
+
+    def now_sql(self) -> str:
+        return "now()"
 
     def money_sum(self, column: Any, scale: int = MONEY_SUM_SCALE) -> ColumnElement[Any]:
         from pipeline.db.types import Money

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Integer, TypeDecorator
 
-from pipeline.db.backend import MONEY_SUM_SCALE, Backend, iter_chunks
+from pipeline.db.backend import CURRENCY_EXPONENTS, MONEY_SUM_SCALE, Backend, iter_chunks
 from pipeline.db.codec import json_text
 from pipeline.times import sqlite_time_text
 
@@ -145,6 +145,27 @@ class SQLiteBackend(Backend):
         page_size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
         return int(pages) * int(page_size)
 
+    def units_as_decimal_sql(self, units: str, scale: int | str) -> str:
+        # Integer division and modulo of the absolute value, the sign put back as text:
+        # exact for every 64-bit sum, and -0.05 keeps its sign (-5 / 100 is 0).
+        if isinstance(scale, int):
+            return _units_text(units, scale)
+        branches = " ".join(f"WHEN {e} THEN {_units_text(units, e)}" for e in CURRENCY_EXPONENTS)
+        return f"(CASE {scale} {branches} END)"
+
+    def utc_day_sql(self, column: str) -> str:
+        return f"substr({column}, 1, 10)"  # storage text is naive UTC, 'YYYY-MM-DD ...'
+
+    def hours_since_sql(self, column: str) -> str:
+        return (
+            f"((CAST(strftime('%s', 'now') AS INTEGER) - CAST(strftime('%s', {column}) "
+            "AS INTEGER)) / 3600)"
+        )
+
+    def now_sql(self) -> str:
+        # The storage text's own form, so that text order is time order.
+        return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+
     def money_sum(self, column: Any, scale: int = MONEY_SUM_SCALE) -> ColumnElement[Any]:
         # SQLite has no decimal type (a REAL sum of 0.1 and 0.2 is not 0.3): each amount's
         # text becomes an integer of 10**-scale units by string surgery, and those are
@@ -156,6 +177,17 @@ class SQLiteBackend(Backend):
         fraction = func.substr(func.substr(text, dot + 1).op("||")(zeros), 1, scale)
         units = case((dot == 0, text.op("||")(zeros)), else_=whole.op("||")(fraction))
         return type_coerce(func.sum(cast(units, Integer)), _MinorUnits(scale))
+
+
+def _units_text(units: str, scale: int) -> str:
+    if scale == 0:
+        return f"CAST({units} AS TEXT)"
+    unit = 10**scale
+    return (
+        f"(CASE WHEN {units} IS NULL THEN NULL ELSE printf('%s%d.%0{scale}d', "
+        f"CASE WHEN {units} < 0 THEN '-' ELSE '' END, abs({units}) / {unit}, "
+        f"abs({units}) % {unit}) END)"
+    )
 
 
 @contextmanager

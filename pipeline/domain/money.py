@@ -137,3 +137,49 @@ def _require_parts(parts: object) -> None:
         raise TypeError(f"parts must be an int, not {type(parts).__name__}")
     if parts < 1:
         raise ValueError(f"parts must be at least 1, not {parts}")
+
+
+#: The fixed scale of carrier costs, margins and amounts at stake in integer columns:
+#: units of 10^-9 ("nano"), fine enough for every carrier's quoted price.
+NANO_EXPONENT = 9
+#: The integer columns are 64-bit: a count of units beyond this is not stored (NULL).
+UNITS_LIMIT = 2**63 - 1
+
+
+def to_units(amount: Decimal, exponent: int) -> int | None:
+    """``amount`` as an integer count of 10^-``exponent`` units, exactly, or None when it
+    has a digit finer than that (or more units than a 64-bit column holds): the integer
+    column beside the decimal text, which SQL can sum exactly on every engine. Never
+    rounds (a None is flagged by the caller, not hidden).
+    """
+    require_decimal(amount)
+    if amount and amount.adjusted() + exponent > 18:
+        return None  # beyond a 64-bit column (and never an exponent worth expanding)
+    sign, digits, exp = amount.as_tuple()
+    assert isinstance(exp, int)  # finite, by require_decimal
+    shift = exp + exponent
+    if shift >= 0:
+        units = int("".join(map(str, digits)) or "0") * 10**shift
+    else:
+        # Only trailing zeros may be dropped: 1.2300000000 is 1230000000 nano, 1E-10 is None.
+        kept, dropped = digits[: len(digits) + shift], digits[len(digits) + shift :]
+        if any(dropped):
+            return None
+        units = int("".join(map(str, kept)) or "0")
+    if units > UNITS_LIMIT:
+        return None
+    return -units if sign else units
+
+
+@lru_cache(maxsize=4096)
+def to_nano(amount: Decimal) -> int | None:
+    """``to_units(amount, NANO_EXPONENT)``, memoised (a few costs cover most messages)."""
+    return to_units(amount, NANO_EXPONENT)
+
+
+@lru_cache(maxsize=4096)
+def to_minor(amount: Decimal, currency: str) -> int | None:
+    """``amount`` in ``currency``'s minor units exactly (2.27 RUB -> 227); None for an
+    unknown currency or a digit finer than its minor unit."""
+    exponent = currency_exponent(currency)
+    return None if exponent is None else to_units(amount, exponent)

@@ -36,6 +36,16 @@ TRANSFERRED = 8
 REJECTED = 16
 NOT_ENOUGH_FUNDS = 52
 
+#: Each Altegio code's name, as reports show it.
+STATUS_NAMES = {
+    DELIVERED: "delivered",
+    NOT_DELIVERED: "not_delivered",
+    SENT_TO_PHONE: "sent_to_phone",
+    TRANSFERRED: "transferred",
+    REJECTED: "rejected",
+    NOT_ENOUGH_FUNDS: "not_enough_funds",
+}
+
 FINAL_STATUSES = frozenset({DELIVERED, NOT_DELIVERED, REJECTED, NOT_ENOUGH_FUNDS})
 INTERMEDIATE_RANK = {TRANSFERRED: 1, SENT_TO_PHONE: 2}
 KNOWN_STATUSES = FINAL_STATUSES | frozenset(INTERMEDIATE_RANK)

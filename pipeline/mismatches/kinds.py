@@ -38,6 +38,8 @@ KIND_UNREADABLE_EVENT = "unreadable_event"
 KIND_STALE = "stale"
 #: A charged message's expected carrier cost exceeds its price: a route sold below cost.
 KIND_NEGATIVE_MARGIN = "negative_margin"
+#: A carrier cost with a digit finer than 10^-9: its integer column is left NULL, unrounded.
+KIND_COST_PRECISION = "cost_precision"
 
 # The money kinds (docs/reconciliation.md); all but negative_margin have origin invoice.
 #: Invoiced differs from the expected cost beyond the carrier's tolerance.
@@ -65,6 +67,7 @@ PROJECTOR_KINDS = (
     KIND_UNREADABLE_EVENT,
     KIND_STALE,
     KIND_NEGATIVE_MARGIN,
+    KIND_COST_PRECISION,
 )
 
 #: Every kind the projector opens with origin invoice.

@@ -31,6 +31,9 @@ mismatches = Table(
     # The money a money mismatch is about (what finance would recover or lose), if any.
     Column("amount_at_stake", Money(), nullable=True),
     Column("amount_currency", String(3), nullable=True),
+    # ``amount_at_stake`` at the fixed 10^-9 scale, which SQL sums exactly (NULL when it
+    # cannot be held exactly).
+    Column("amount_at_stake_nano", BigInteger(), nullable=True),
     # The invoice an invoice mismatch is about (the latest one, when several are).
     Column("invoice_id", String(80), nullable=True),
     Index("ix_mismatches_message_id", "message_id"),

@@ -9,7 +9,8 @@ opens or resolves atomically with the state change that caused it.
 
 A money mismatch names the money at stake in its detail, ``amount_at_stake`` and
 ``currency`` (decimal text), and its invoice as ``invoice_id``; ``open_mismatch`` copies
-them into their columns, so that SQL can sum and filter them.
+them into their columns (the amount also as integer 10^-9 units), so that SQL can sum and
+filter them exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, literal, select, update
 
+from pipeline.domain.money import to_nano
 from pipeline.mismatches.kinds import ACKNOWLEDGED, OPEN, ORIGINS, PROJECTOR_ORIGINS, RESOLVED
 from pipeline.mismatches.read import MismatchError
 from pipeline.mismatches.table import mismatches
@@ -38,8 +40,10 @@ def money_columns(detail: Mapping[str, Any]) -> dict[str, Any]:
     """The columns a detail's money fields fill (all NULL when it names no money)."""
     amount = detail.get("amount_at_stake")
     invoice = detail.get("invoice_id")
+    value = None if amount is None else Decimal(str(amount))
     return {
-        "amount_at_stake": None if amount is None else Decimal(str(amount)),
+        "amount_at_stake": value,
+        "amount_at_stake_nano": None if value is None or not value.is_finite() else to_nano(value),
         "amount_currency": detail.get("currency") if amount is not None else None,
         "invoice_id": str(invoice)[:80] if invoice is not None else None,
     }

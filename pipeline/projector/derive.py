@@ -28,6 +28,7 @@ from pipeline.domain.status import (
 from pipeline.domain.tariffs import TariffRule, select_tariff
 from pipeline.mismatches.kinds import (
     KIND_CONFLICTING_FINAL,
+    KIND_COST_PRECISION,
     KIND_NO_TARIFF,
     KIND_PARTS_MISMATCH,
     KIND_REFUSED_THEN_DELIVERED,
@@ -36,6 +37,7 @@ from pipeline.projector.finance import (
     FinanceRules,
     FinanceView,
     Sale,
+    cost_precision,
     derive_finance,
     message_carrier,
     money_conditions,
@@ -318,6 +320,9 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
     sale = Sale(message_carrier(facts), status, parts, payment_sum, currency, rules.non_chargeable)
     if _money_matters(facts, sale, rules.finance):
         conditions.update(money_conditions(facts, sale, rules.finance, part_identity))
+    precision = cost_precision(facts, sale, rules.finance, part_identity)
+    if precision is not None:
+        conditions[KIND_COST_PRECISION] = precision
     # tuple.__new__ skips NamedTuple's Python-level __new__: as cheap as a bare tuple.
     return _new_derived(
         Derived,

@@ -24,10 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 from pipeline.domain.carrier_cost import CarrierCost, expected_cost_by_rules
 from pipeline.domain.fx import convert
+from pipeline.domain.money import to_nano
 from pipeline.domain.status import DELIVERED, is_final
 from pipeline.domain.tariffs import TariffRule
 from pipeline.domain.tolerance import within
@@ -360,6 +362,63 @@ def derive_finance(
 
 def _text(amount: Decimal) -> str:
     return format(amount, "f")
+
+
+# -- precision ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _too_fine(text: str) -> bool:
+    """Whether an amount's text is one the 10^-9 integer columns cannot hold exactly."""
+    try:
+        return to_nano(Decimal(text)) is None
+    except (ArithmeticError, TypeError, ValueError):
+        return False  # not an amount at all: the fold judges it elsewhere
+
+
+@lru_cache(maxsize=256)
+def _fine_rates(terms: CarrierTerms) -> bool:
+    return any(to_nano(rule.price_per_part) is None for rule in terms.rates)
+
+
+def cost_precision(
+    facts: MessageFacts, sale: Sale, rules: FinanceRules, part_of: Any
+) -> dict[str, Any] | None:
+    """The ``cost_precision`` detail when one of the message's three carrier costs has a
+    digit finer than 10^-9 (or is too large for the integer columns): its ``*_nano``
+    column stays NULL rather than rounded, and this says so. None otherwise.
+
+    Cheap after every event: only a message with a DLR cost, an invoice line or a rate
+    card whose amount text is that fine is derived further.
+    """
+    terms = rules.carriers.get(sale.carrier) if sale.carrier else None
+    suspect = (
+        (facts.message_cost is not None and _too_fine(facts.message_cost.amount))
+        or any(_too_fine(c.amount) for c in facts.part_costs.values())
+        or any(_too_fine(line.amount) for line in facts.lines.values())
+        or (terms is not None and _fine_rates(terms))
+    )
+    if not suspect:
+        return None
+    costs = _costs(facts, sale, rules, part_of)
+    fine = {
+        name: money
+        for name, money in (
+            ("expected", costs.expected),
+            ("reported", costs.reported),
+            ("invoiced", costs.invoiced),
+        )
+        if money is not None and to_nano(money.amount) is None
+    }
+    if not fine:
+        return None
+    return {
+        "costs": {name: _text(money.amount) for name, money in fine.items()},
+        "currencies": {name: money.currency for name, money in fine.items()},
+        "scale": "1e-9",
+        "amount_at_stake": None,
+        "currency": None,
+    }
 
 
 def _negative_margin(

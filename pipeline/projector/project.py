@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from pipeline.domain.money import to_nano
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, utc_now
 from pipeline.mismatches import (
@@ -555,6 +556,7 @@ def _record_line(work: _Batch, event: StoredEvent, message_id: str | None) -> No
     """The invoice line's row, claimed by ``message_id`` when one claims it."""
     line = billed_line(event)
     billed_at = event.occurred_at
+    cost = Decimal(line.amount)
     work.lines[(line.invoice_id, line.version, line.line)] = work.line_at[event.position] = {
         "invoice_id": line.invoice_id,
         "version": line.version,
@@ -565,7 +567,8 @@ def _record_line(work: _Batch, event: StoredEvent, message_id: str | None) -> No
         "billed_at": billed_at,
         "destination": str(event.payload.get("destination") or "")[:128] or None,
         "parts": line.parts,
-        "cost": Decimal(line.amount),
+        "cost": cost,
+        "cost_nano": to_nano(cost),
         "currency": line.currency,
         "position": event.position,
     }

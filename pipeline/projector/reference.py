@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 
 from pipeline.db.backend import backend_of
+from pipeline.domain.money import to_nano
 from pipeline.domain.tolerance import within
 from pipeline.eventlog import StoredEvent
 from pipeline.projector.finance import ClosedInvoice, FinanceRules
@@ -141,6 +142,8 @@ class LiveBook:
             "stated_total": stated,
             "lines": count,
             "lines_total": lines_total if count else None,
+            "stated_total_nano": None if stated is None else to_nano(stated),
+            "lines_total_nano": to_nano(lines_total) if count else None,
             "sha256": str(payload.get("sha256") or "")[:64] or None,
             "closed": bool(closed.closed) if closed else False,
             "closed_at": closed.closed_at if closed else None,

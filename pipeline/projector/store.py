@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +19,8 @@ from sqlalchemy import Column, Connection, Index, MetaData, Table, and_, delete,
 from pipeline.db.backend import Backend, backend_of
 from pipeline.db.codec import RowCodec, row_codec
 from pipeline.db.tables import events
+from pipeline.domain.money import currency_exponent, to_minor, to_nano
+from pipeline.domain.region import country_of
 from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import UnreadableEvent
 from pipeline.eventlog.read import read_rows_leniently, row_to_event
@@ -186,6 +189,8 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
         money.invoiced,
         money.margin,
     )
+    price, currency = view.payment_sum, view.currency_iso
+    acked, acked_currency = money.acked_payment_sum, money.acked_currency
     return {
         "message_id": facts.message_id,
         "partner": accepted.partner if accepted else None,
@@ -221,6 +226,20 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
         "cost_reporting": money.cost_reporting,
         "margin_reporting": money.margin_reporting,
         "fx_missing": money.fx_missing,
+        # The integer columns, once per message per batch (conversions are memoised).
+        "payment_sum_minor": _minor(price, currency),
+        "currency_exponent": currency_exponent(currency) if currency else None,
+        "acked_payment_sum_minor": _minor(acked, acked_currency),
+        "acked_currency_exponent": currency_exponent(acked_currency) if acked_currency else None,
+        "carrier_cost_nano": _nano(view.carrier_cost),
+        "carrier_cost_expected_nano": _nano(expected.amount) if expected else None,
+        "carrier_cost_reported_nano": _nano(reported.amount) if reported else None,
+        "carrier_cost_invoiced_nano": _nano(invoiced.amount) if invoiced else None,
+        "margin_nano": _nano(margin.amount) if margin else None,
+        "revenue_reporting_nano": _nano(money.revenue_reporting),
+        "cost_reporting_nano": _nano(money.cost_reporting),
+        "margin_reporting_nano": _nano(money.margin_reporting),
+        "country": country_of(accepted.phone) if accepted else None,
         "accepted_at": parse_iso_time_text(accepted.accepted_at) if accepted else None,
         "submitted_at": parse_time_text(money.submitted_at) if money.submitted_at else None,
         "last_position": facts.last_position,
@@ -229,6 +248,14 @@ def state_row(facts: MessageFacts, view: MessageView) -> dict[str, Any]:
         "updated_at": facts.updated_at,
         "fold_state": facts.to_json(),
     }
+
+
+def _minor(amount: Decimal | None, currency: str | None) -> int | None:
+    return None if amount is None or not currency else to_minor(amount, currency)
+
+
+def _nano(amount: Decimal | None) -> int | None:
+    return None if amount is None else to_nano(amount)
 
 
 @lru_cache(maxsize=8)

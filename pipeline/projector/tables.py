@@ -87,6 +87,24 @@ message_state = Table(
     Column("cost_reporting", Money(), nullable=True),
     Column("margin_reporting", Money(), nullable=True),
     Column("fx_missing", Boolean(), nullable=False),
+    # Integer columns beside the decimal text, which SQL sums exactly on both engines (the
+    # public views read them): prices in their currency's minor units, with its exponent,
+    # and costs and margins at the fixed 10^-9 scale. NULL where the amount is NULL, or
+    # where it cannot be held exactly (a cost finer than 10^-9: ``cost_precision``).
+    Column("payment_sum_minor", BigInteger(), nullable=True),
+    Column("currency_exponent", Integer(), nullable=True),
+    Column("acked_payment_sum_minor", BigInteger(), nullable=True),
+    Column("acked_currency_exponent", Integer(), nullable=True),
+    Column("carrier_cost_nano", BigInteger(), nullable=True),
+    Column("carrier_cost_expected_nano", BigInteger(), nullable=True),
+    Column("carrier_cost_reported_nano", BigInteger(), nullable=True),
+    Column("carrier_cost_invoiced_nano", BigInteger(), nullable=True),
+    Column("margin_nano", BigInteger(), nullable=True),
+    Column("revenue_reporting_nano", BigInteger(), nullable=True),
+    Column("cost_reporting_nano", BigInteger(), nullable=True),
+    Column("margin_reporting_nano", BigInteger(), nullable=True),
+    # The ISO region of ``phone`` (phonenumbers), for reports by country.
+    Column("country", String(3), nullable=True),
     Column("accepted_at", UTCDateTime(), nullable=True),
     # The first submission to a carrier (what an invoice's period covers).
     Column("submitted_at", UTCDateTime(), nullable=True),
@@ -163,6 +181,9 @@ invoices = Table(
     # The lines of the latest version and their sum (credits netted).
     Column("lines", Integer(), nullable=False),
     Column("lines_total", Money(), nullable=True),
+    # The two totals at the fixed 10^-9 scale (NULL when not held exactly).
+    Column("stated_total_nano", BigInteger(), nullable=True),
+    Column("lines_total_nano", BigInteger(), nullable=True),
     Column("sha256", String(64), nullable=True),
     Column("closed", Boolean(), nullable=False),
     Column("closed_at", UTCDateTime(), nullable=True),
@@ -184,6 +205,8 @@ invoice_lines = Table(
     Column("destination", String(128), nullable=True),
     Column("parts", Integer(), nullable=False),
     Column("cost", Money(), nullable=False),
+    # ``cost`` at the fixed 10^-9 scale; NULL when it has a finer digit.
+    Column("cost_nano", BigInteger(), nullable=True),
     Column("currency", String(3), nullable=True),
     Column("position", BigInteger(), nullable=False),
     PrimaryKeyConstraint("invoice_id", "version", "line", name="pk_invoice_lines"),

@@ -179,3 +179,48 @@ def test_price_never_falls_as_parts_rise(parts: int, price: Decimal) -> None:
     assert low.payment_sum is not None
     assert high.payment_sum is not None
     assert high.payment_sum >= low.payment_sum
+
+
+# -- integer units beside the decimal text --------------------------------------------------
+
+
+def test_to_units_is_exact_and_keeps_the_sign() -> None:
+    from pipeline.domain.money import to_minor, to_nano, to_units
+
+    assert to_units(Decimal("2.27"), 2) == 227
+    assert to_units(Decimal("-12.345"), 9) == -12_345_000_000
+    assert to_units(Decimal("1E+3"), 2) == 100_000
+    assert to_nano(Decimal("0.0333")) == 33_300_000
+    assert to_minor(Decimal("5"), "JPY") == 5
+    assert to_minor(Decimal("2.270"), "RUB") == 227
+
+
+def test_trailing_zeros_beyond_the_scale_are_no_loss() -> None:
+    from pipeline.domain.money import to_nano
+
+    assert to_nano(Decimal("1.2300000000000")) == 1_230_000_000
+    assert to_nano(Decimal("0E-15")) == 0
+
+
+def test_a_finer_digit_is_never_rounded() -> None:
+    from pipeline.domain.money import to_minor, to_nano
+
+    assert to_nano(Decimal("0.0000000001")) is None
+    assert to_nano(Decimal("1.5E-9")) is None
+    assert to_minor(Decimal("2.275"), "RUB") is None
+    assert to_minor(Decimal("1"), "ZZZ") is None  # no minor unit known: nothing invented
+
+
+def test_more_units_than_a_64_bit_column_holds_are_not_stored() -> None:
+    from pipeline.domain.money import to_nano
+
+    assert to_nano(Decimal("9223372036.854775807")) == 2**63 - 1
+    assert to_nano(Decimal("9223372036.854775808")) is None
+    assert to_nano(Decimal("1E+400")) is None
+
+
+def test_floats_are_refused_by_the_unit_conversion() -> None:
+    from pipeline.domain.money import to_units
+
+    with pytest.raises(TypeError):
+        to_units(0.1, 9)  # type: ignore[arg-type]
