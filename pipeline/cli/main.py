@@ -92,6 +92,18 @@ def _reconcile() -> click.Command:
     return reconcile
 
 
+def _report() -> click.Command:
+    from pipeline.cli.report_commands import report
+
+    return report
+
+
+def _period() -> click.Command:
+    from pipeline.cli.report_commands import period
+
+    return period
+
+
 def _resend() -> click.Command:
     from pipeline.cli.dispatch_commands import resend
 
@@ -130,7 +142,9 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "ingest": _ingest,
     "mismatches": _mismatches,
     "quarantine": _quarantine,
+    "period": _period,
     "reconcile": _reconcile,
+    "report": _report,
     "resend": _resend,
     "run": _run,
     "sandbox": _sandbox,

@@ -152,6 +152,12 @@ class Backend(ABC):
 
     # -- reading ----------------------------------------------------------------------
 
+    def snapshot_options(self) -> dict[str, Any]:
+        """Execution options that make one read transaction see one snapshot throughout
+        (a report reads the checkpoint and then many pages; all must agree). SQLite's
+        deferred read transaction already does, from its first read on."""
+        return {}
+
     @abstractmethod
     def database_size(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""

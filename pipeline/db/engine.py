@@ -117,5 +117,14 @@ class Database:
             with conn.begin():
                 yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """One read transaction in which every statement sees the same snapshot."""
+        with self.engine.connect() as conn:
+            options = {_READONLY: True, **self.backend.snapshot_options()}
+            conn = conn.execution_options(**options)
+            with conn.begin():
+                yield conn
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -124,6 +124,11 @@ class PostgreSQLBackend(Backend):
     def lock_for_claim(self, stmt: Select[Any], of: Table) -> Select[Any]:
         return stmt.with_for_update(of=of, skip_locked=True)
 
+    def snapshot_options(self) -> dict[str, Any]:
+        # READ COMMITTED takes a new snapshot per statement: a projector commit between two
+        # pages would mix two positions into one report.
+        return {"isolation_level": "REPEATABLE READ"}
+
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 

@@ -60,6 +60,7 @@ def part_tables() -> tuple[Table, ...]:
     from pipeline.ingest import tables as ingest_tables
     from pipeline.mismatches import table as mismatch_table
     from pipeline.projector import tables as projector_tables
+    from pipeline.reports import table as report_tables
 
     return (
         events,
@@ -75,4 +76,6 @@ def part_tables() -> tuple[Table, ...]:
         projector_tables.invoice_lines,
         projector_tables.fx_rates,
         projector_tables.price_tables,
+        report_tables.report_runs,
+        report_tables.report_periods,
     )

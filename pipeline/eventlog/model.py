@@ -28,6 +28,9 @@ EVENT_TYPES = frozenset(
         "dispatch.failed",
         "mismatch.acknowledged",
         "fx.rate",
+        "report.generated",
+        "period.closed",
+        "period.reopened",
     }
 )
 MAX_ID = 128

@@ -1,0 +1,1 @@
+"""Reports over the projection: definitions, formats, pinned runs and period close."""

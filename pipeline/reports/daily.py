@@ -1,0 +1,192 @@
+"""The daily reports: billing, delivery, carrier costs and margin, summed in Python.
+
+Each sums ``Decimal`` values read from message_state, so the totals are exact on both
+engines whatever SQL would do with the text; the grains are those of the SQL views
+(docs/reporting.md) so both give the same numbers. A message counts on the UTC day of its
+``accepted_at``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from pipeline.projector.store import ProjectionTables
+from pipeline.reports import scan
+from pipeline.reports.model import (
+    DATE,
+    INT,
+    MONEY,
+    RATIO,
+    TEXT,
+    Field,
+    Report,
+    ReportParams,
+    Rows,
+    sort_key,
+)
+
+ZERO = Decimal(0)
+RATE_PLACES = Decimal("0.0001")
+
+DELIVERED, NOT_DELIVERED, REJECTED, NO_FUNDS = 1, 2, 16, 52
+
+
+def _billing(conn: Connection, tables: ProjectionTables, params: ReportParams) -> Rows:
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, ZERO])
+    cols = ["accepted_at", "partner", "currency_iso", "parts_amount", "payment_sum"]
+    for row in scan.messages(conn, tables, params, cols):
+        if row.payment_sum is None:  # not priced (no tariff yet): no bill line
+            continue
+        g = groups[(scan.day_of(row.accepted_at), row.partner, row.currency_iso)]
+        parts = row.parts_amount or 0
+        g[0] += 1
+        g[1] += parts
+        if row.payment_sum > 0:
+            g[2] += 1
+            g[3] += parts
+        g[4] += row.payment_sum
+    for key in sorted(groups, key=sort_key):
+        yield (*key, *groups[key])
+
+
+BILLING = Report(
+    name="billing",
+    version=1,
+    grain="day x partner x currency_iso",
+    columns=(
+        Field("day", DATE, "UTC day of accepted_at"),
+        Field("partner", TEXT),
+        Field("currency_iso", TEXT, "the tariff's currency"),
+        Field("messages", INT, "priced messages (payment_sum known, zero included)"),
+        Field("parts", INT, "their parts"),
+        Field("charged_messages", INT, "messages with payment_sum > 0"),
+        Field("charged_parts", INT, "their parts"),
+        Field("payment_sum", MONEY, "what the partner owes"),
+    ),
+    compute=_billing,
+)
+
+
+def _delivery(conn: Connection, tables: ProjectionTables, params: ReportParams) -> Rows:
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 6)
+    cols = ["accepted_at", "carrier", "status", "is_final"]
+    index = {DELIVERED: 1, NOT_DELIVERED: 2, REJECTED: 3, NO_FUNDS: 4}
+    for row in scan.messages(conn, tables, params, cols):
+        g = groups[(scan.day_of(row.accepted_at), row.carrier)]
+        g[0] += 1
+        if not row.is_final:
+            g[5] += 1
+        elif row.status in index:
+            g[index[row.status]] += 1
+    for key in sorted(groups, key=sort_key):
+        g = groups[key]
+        rate = (Decimal(g[1]) / Decimal(g[0])).quantize(RATE_PLACES, ROUND_HALF_EVEN)
+        yield (*key, *g, rate)
+
+
+DELIVERY = Report(
+    name="delivery",
+    version=1,
+    grain="day x carrier",
+    columns=(
+        Field("day", DATE, "UTC day of accepted_at"),
+        Field("carrier", TEXT, "empty for messages no carrier took (refused)"),
+        Field("messages", INT),
+        Field("delivered", INT, "final status 1"),
+        Field("not_delivered", INT, "final status 2"),
+        Field("rejected", INT, "final status 16"),
+        Field("no_funds", INT, "final status 52"),
+        Field("in_progress", INT, "not final yet"),
+        Field("delivery_rate", RATIO, "delivered / messages, 4 places, half-even"),
+    ),
+    compute=_delivery,
+)
+
+COSTS = ("expected", "reported", "invoiced")
+
+
+def _costs(conn: Connection, tables: ProjectionTables, params: ReportParams) -> Rows:
+    # [messages, parts, expected, reported, invoiced, difference]
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, ZERO, ZERO, ZERO, ZERO])
+    cols = ["accepted_at", "carrier", "parts_amount"]
+    for name in COSTS:
+        cols += [f"carrier_cost_{name}", f"carrier_cost_{name}_currency"]
+    for row in scan.messages(conn, tables, params, cols):
+        day = scan.day_of(row.accepted_at)
+        amounts: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        for name in COSTS:
+            amount = getattr(row, f"carrier_cost_{name}")
+            if amount is not None:
+                amounts[getattr(row, f"carrier_cost_{name}_currency")][name] = amount
+        for currency, costs in amounts.items():
+            g = groups[(day, row.carrier, currency)]
+            g[0] += 1
+            g[1] += row.parts_amount or 0
+            for i, name in enumerate(COSTS):
+                g[2 + i] += costs.get(name, ZERO)
+            if "invoiced" in costs and "expected" in costs:
+                g[5] += costs["invoiced"] - costs["expected"]
+    for key in sorted(groups, key=sort_key):
+        yield (*key, *groups[key])
+
+
+CARRIER_COSTS = Report(
+    name="costs",
+    version=1,
+    grain="day x carrier x currency",
+    columns=(
+        Field("day", DATE, "UTC day of accepted_at"),
+        Field("carrier", TEXT),
+        Field("currency", TEXT, "the currency of the costs summed in this row"),
+        Field("messages", INT, "messages with at least one cost in this currency"),
+        Field("parts", INT, "their parts"),
+        Field("expected_cost", MONEY, "the buy-side rate card's cost"),
+        Field("reported_cost", MONEY, "what DLRs reported"),
+        Field("invoiced_cost", MONEY, "invoice lines, credits netted"),
+        Field("difference", MONEY, "invoiced - expected, over messages that have both"),
+    ),
+    compute=_costs,
+)
+
+
+def _margin(conn: Connection, tables: ProjectionTables, params: ReportParams) -> Rows:
+    # [messages, revenue, cost, margin, fx_missing]
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO, 0])
+    cols = ["accepted_at", "partner", "carrier", *scan.country_columns(tables)]
+    cols += ["revenue_reporting", "cost_reporting", "margin_reporting", "fx_missing"]
+    for row in scan.messages(conn, tables, params, cols):
+        key = (scan.day_of(row.accepted_at), row.partner, row.carrier, scan.country_of(row, tables))
+        g = groups[key]
+        g[0] += 1
+        g[1] += row.revenue_reporting or ZERO
+        g[2] += row.cost_reporting or ZERO
+        g[3] += row.margin_reporting or ZERO
+        g[4] += 1 if row.fx_missing else 0
+    for key in sorted(groups, key=sort_key):
+        yield (*key, params.reporting_currency, *groups[key])
+
+
+MARGIN = Report(
+    name="margin",
+    version=1,
+    grain="day x partner x carrier x country",
+    columns=(
+        Field("day", DATE, "UTC day of accepted_at"),
+        Field("partner", TEXT),
+        Field("carrier", TEXT),
+        Field("country", TEXT, "ISO region of the phone (phonenumbers)"),
+        Field("currency", TEXT, "finance.reporting_currency"),
+        Field("messages", INT),
+        Field("revenue", MONEY, "acknowledged revenue, converted"),
+        Field("cost", MONEY, "carrier cost, converted"),
+        Field("margin", MONEY, "over messages with a margin (not fx_missing)"),
+        Field("fx_missing", INT, "messages whose day has no fx.rate: left out of the sums"),
+    ),
+    compute=_margin,
+)
+
+__all__ = ["BILLING", "CARRIER_COSTS", "DELIVERY", "MARGIN"]
