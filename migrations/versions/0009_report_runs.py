@@ -14,7 +14,7 @@ from pipeline.db.tables import BigId
 from pipeline.db.types import JSONDocument, UTCDateTime
 
 revision = "0009_report_runs"
-down_revision = "0007_price_tables"
+down_revision = "0008_reporting"
 branch_labels = None
 depends_on = None
 

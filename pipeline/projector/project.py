@@ -144,6 +144,9 @@ CLOCK_NEUTRAL_TYPES = frozenset(
         "mismatch.acknowledged",
         "dispatch.acknowledged",
         "dispatch.failed",
+        "report.generated",
+        "period.closed",
+        "period.reopened",
     }
 )
 
