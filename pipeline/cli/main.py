@@ -92,6 +92,12 @@ def _reconcile() -> click.Command:
     return reconcile
 
 
+def _prices() -> click.Command:
+    from pipeline.cli.prices_commands import prices
+
+    return prices
+
+
 def _resend() -> click.Command:
     from pipeline.cli.dispatch_commands import resend
 
@@ -129,6 +135,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "replay": _replay,
     "ingest": _ingest,
     "mismatches": _mismatches,
+    "prices": _prices,
     "quarantine": _quarantine,
     "reconcile": _reconcile,
     "resend": _resend,

@@ -28,6 +28,8 @@ EVENT_TYPES = frozenset(
         "dispatch.failed",
         "mismatch.acknowledged",
         "fx.rate",
+        "prices.recorded",
+        "prices.repriced",
     }
 )
 MAX_ID = 128

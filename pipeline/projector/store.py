@@ -30,6 +30,7 @@ from pipeline.projector.tables import (
     invoices,
     message_state,
     mismatches,
+    price_tables,
     projector_checkpoints,
     projector_correlations,
     projector_held,
@@ -54,6 +55,7 @@ class ProjectionTables:
     invoices: Table
     invoice_lines: Table
     fx_rates: Table
+    price_tables: Table
 
 
 LIVE = ProjectionTables(
@@ -65,6 +67,7 @@ LIVE = ProjectionTables(
     invoices,
     invoice_lines,
     fx_rates,
+    price_tables,
 )
 
 SHADOW_SUFFIX = "__replay"
@@ -99,6 +102,7 @@ def shadow_tables() -> ProjectionTables:
         copy(invoices),
         copy(invoice_lines, ("message_id",), ("position",)),
         copy(fx_rates),
+        copy(price_tables, ("scope", "position")),
     )
 
 
