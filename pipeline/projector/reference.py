@@ -155,7 +155,7 @@ class LiveBook:
             "rules": event.payload["rules"],
             "recorded_at": event.recorded_at,
         }
-        self.conn.execute(pt.insert().values(**_encode(self.conn, pt, row)))
+        self.conn.execute(pt.insert().values(**row))
         known.append(table)
         return table, len(known) == 1
 
