@@ -36,7 +36,11 @@ def append_command(file: Path) -> None:
         for problem in exc.problems:
             click.echo(f"{file}:{problem}", err=True)
         fail(f"{len(exc.problems)} invalid line(s) in {file}; nothing appended", EXIT_USAGE)
-    database = app_context().database()
+    from pipeline.cli.prices_commands import record_or_fail
+
+    app = app_context()
+    database = app.database()
+    record_or_fail(database, app.settings)
     appended = duplicates = 0
     last = None
     with progress(len(parsed), f"appending {file.name}") as bar:

@@ -44,7 +44,11 @@ def import_command(file: Path) -> None:
         fail(f"{len(exc.problems)} problem(s) in {file}; nothing appended", EXIT_USAGE)
     # One transaction for the whole file: it is appended whole or not at all, even if the
     # database fails midway (a rate file is days x pairs rows, never large).
-    db = app_context().database()
+    from pipeline.cli.prices_commands import record_or_fail
+
+    app = app_context()
+    db = app.database()
+    record_or_fail(db, app.settings)
     with db.write() as conn:
         counting = current_rates(conn, [(fx.day, fx.base, fx.quote) for fx in rates])
         new, same = [], 0

@@ -99,7 +99,10 @@ def ingest(files: tuple[Path, ...], fmt: str, carrier: str | None) -> None:
             batches.append((file, read_records(text, fmt, target)))
         except FileLayoutError as exc:
             fail(f"{file}: {exc}", EXIT_USAGE)
+    from pipeline.cli.prices_commands import record_or_fail
+
     database = ctx.database()
+    record_or_fail(database, settings)
     summary = ImportSummary()
     total = sum(len(records) for _, records in batches)
     try:
@@ -238,8 +241,11 @@ def replay(entry_id: int | None, replay_all: bool) -> None:
 
     if (entry_id is None) == (not replay_all):
         fail("give an entry ID or --all (not both)", EXIT_USAGE)
+    from pipeline.cli.prices_commands import record_or_fail
+
     ctx = app_context()
     database = ctx.database()
+    record_or_fail(database, ctx.settings)
     if replay_all:
         targets = store.entries(database, status="open")
     else:

@@ -104,6 +104,12 @@ def _period() -> click.Command:
     return period
 
 
+def _prices() -> click.Command:
+    from pipeline.cli.prices_commands import prices
+
+    return prices
+
+
 def _resend() -> click.Command:
     from pipeline.cli.dispatch_commands import resend
 
@@ -141,6 +147,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "replay": _replay,
     "ingest": _ingest,
     "mismatches": _mismatches,
+    "prices": _prices,
     "quarantine": _quarantine,
     "period": _period,
     "reconcile": _reconcile,

@@ -136,8 +136,11 @@ def ack(mismatch_id: int, note: str, who: str | None) -> None:
 
     if not note.strip():
         fail("--note must say why the mismatch is closed")
+    from pipeline.cli.prices_commands import record_or_fail
+
     who = who or getpass.getuser()
     database = app_context().database()
+    record_or_fail(database, app_context().settings)
     try:
         with database.write() as conn:
             closed = acknowledge_mismatch(

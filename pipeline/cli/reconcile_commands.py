@@ -67,7 +67,10 @@ def import_invoice_command(
         fail(f"--invoice-id: 1 to {MAX_INVOICE_ID} characters", EXIT_USAGE)
     bounds = None if period is None else _period(period)
     stated = None if total is None else _decimal(total)
+    from pipeline.cli.prices_commands import record_or_fail
+
     database = ctx.database()
+    record_or_fail(database, settings)
     try:
         plan = plan_import(
             database,
@@ -120,9 +123,11 @@ def import_invoice_command(
 @friendly_errors
 def close_invoice_command(invoice_id: str) -> None:
     """Append carrier.invoice_closed: the invoice is complete."""
+    from pipeline.cli.prices_commands import record_or_fail
     from pipeline.reconcile.importer import InvoiceRefused, close_invoice
 
     database = app_context().database()
+    record_or_fail(database, app_context().settings)
     try:
         closed = close_invoice(database, invoice_id)
     except InvoiceRefused as exc:

@@ -285,6 +285,10 @@ def dispatch_once(
     clock: Callable[[], datetime] = utc_now,
     rng: random.Random | None = None,
 ) -> DispatchSummary:
-    """The function the CLI and the scheduled job both call."""
+    """The function the CLI and the scheduled job both call. It appends to the log
+    (``dispatch.*``), so the price tables in force are recorded first."""
+    from pipeline.prices.record import record_prices
+
+    record_prices(db, settings)
     dispatcher = Dispatcher(db, settings, clock=clock, rng=rng)
     return asyncio.run(dispatcher.run(until_idle=until_idle, limit=limit))

@@ -31,6 +31,8 @@ EVENT_TYPES = frozenset(
         "report.generated",
         "period.closed",
         "period.reopened",
+        "prices.recorded",
+        "prices.repriced",
     }
 )
 MAX_ID = 128

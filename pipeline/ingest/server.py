@@ -117,6 +117,10 @@ def build_ingest_app(
     app.router.add_get("/metrics", _metrics)
 
     async def start_writer(app: web.Application) -> None:
+        # Before the first request is appended: the price tables in force are in the log.
+        from pipeline.prices.record import record_prices
+
+        await asyncio.to_thread(record_prices, db, settings)
         await app[STATE].writer.start()
 
     async def stop_writer(app: web.Application) -> None:

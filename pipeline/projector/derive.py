@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from pipeline.domain.money import price_message
 from pipeline.domain.parts import count_parts
+from pipeline.domain.price_tables import BILLING, PriceTable
 from pipeline.domain.status import (
     DELIVERED,
     NOT_ENOUGH_FUNDS,
@@ -101,15 +102,29 @@ class FoldRules:
             found = self._prices[key] = (quote.payment_sum, quote.currency_iso, money)
         return found
 
+    def sale_table(self, facts: MessageFacts) -> PriceTable:
+        """The ``billing`` table that prices an accepted message: recorded in the log (the
+        book), else ``tariffs`` as the configured version 0."""
+        return self.finance.table(BILLING, facts, self.tariffs)
+
     def tariff_for(
-        self, partner: str, channel: str, dispatch_type: str | None, phone: str, at: str
+        self,
+        partner: str,
+        channel: str,
+        dispatch_type: str | None,
+        phone: str,
+        at: str,
+        table: PriceTable | None = None,
     ) -> TariffRule | None:
-        key = (partner, channel, dispatch_type, phone, at)
+        """The tariff of ``table`` (default: the configured tariffs) for the message;
+        memoised by the table's hash, so two versions never share an answer."""
+        rules = self.tariffs if table is None else table.rules
+        key = (partner, channel, dispatch_type, phone, at, None if table is None else table.sha256)
         if key not in self._memo:
             if len(self._memo) >= self.MEMO_LIMIT:
                 self._memo.clear()
             self._memo[key] = select_tariff(
-                self.tariffs,
+                rules,
                 partner=partner,
                 channel=channel,
                 dispatch_type=dispatch_type,
@@ -299,6 +314,7 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
     payment_sum = currency = money = None
     if accepted is not None and parts is not None:
         tariff = None
+        table = rules.sale_table(facts)
         if accepted.phone:
             tariff = rules.tariff_for(
                 accepted.partner,
@@ -306,6 +322,7 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
                 accepted.dispatch_type,
                 accepted.phone,
                 accepted.accepted_at,
+                table,
             )
         if tariff is None:
             conditions[KIND_NO_TARIFF] = {
@@ -315,6 +332,8 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
                 "phone": accepted.phone,
                 "accepted_at": accepted.accepted_at,
             }
+            if table.version:  # a recorded table: name the one that has no tariff for it
+                conditions[KIND_NO_TARIFF]["table"] = table.label
         else:
             payment_sum, currency, money = rules.price(tariff, parts, accepted.free, status)
     sale = Sale(message_carrier(facts), status, parts, payment_sum, currency, rules.non_chargeable)
@@ -350,10 +369,11 @@ def _money_matters(facts: MessageFacts, sale: Sale, finance: FinanceRules) -> bo
     carrier = sale.carrier
     if carrier is None:
         return False
-    if sale.payment_sum is not None and sale.payment_sum > 0:
-        terms = finance.carriers.get(carrier)
-        if facts.message_cost or facts.part_costs or (terms is not None and terms.rates):
-            return True
+    charged = sale.payment_sum is not None and sale.payment_sum > 0
+    if charged and (
+        facts.message_cost or facts.part_costs or finance.rate_card(carrier, facts).rules
+    ):
+        return True
     return bool(finance.book.closed_invoices(carrier))
 
 

@@ -20,12 +20,12 @@ from pipeline.eventlog import StoredEvent
 from pipeline.eventlog.model import UnreadableEvent, describe_error
 from pipeline.eventlog.read import DECODE_ERRORS, read_rows_leniently, row_to_event
 from pipeline.mismatches import mismatches_for
-from pipeline.projector.derive import FoldRules, MessageView, payload_hash
-from pipeline.projector.finance import current_lines
+from pipeline.projector.derive import FoldRules, MessageView, derive_view, payload_hash
+from pipeline.projector.finance import current_lines, message_carrier
 from pipeline.projector.fold import MESSAGE_EVENTS, fold_event
 from pipeline.projector.message import MessageFacts
 from pipeline.projector.reference import LiveBook
-from pipeline.projector.store import LIVE
+from pipeline.projector.store import LIVE, load_facts
 from pipeline.projector.tables import projector_correlations
 
 
@@ -142,6 +142,13 @@ def explain_message(
             continue
         trail.append(_entry(event, _effect(visible, now)))
         facts, visible, view = folded.facts, now, folded.view
+    if view is not None and as_of == AsOf():
+        # A repricing (``prices.repriced``) is no event of the message: the projection
+        # holds which version it named, as a fact of the message.
+        stored = load_facts(conn, LIVE, [message_id]).get(message_id)
+        if stored is not None and stored.repriced:
+            facts.repriced = dict(stored.repriced)
+            view = derive_view(facts, rules)
     shown = []
     if view is not None and view.finance is not None:
         shown.append(_money_section(facts, view, rules))
@@ -209,6 +216,7 @@ def _money_section(facts: MessageFacts, view: MessageView, rules: FoldRules) -> 
 
     target = rules.finance.reporting_currency
     row = {
+        **_tables_used(facts, rules),
         "carrier_cost_expected": pair(money.expected),
         "carrier_cost_reported": pair(money.reported),
         "carrier_cost_invoiced": pair(money.invoiced),
@@ -230,6 +238,23 @@ def _money_section(facts: MessageFacts, view: MessageView, rules: FoldRules) -> 
         for x in lines
     ] or ["no invoice line"]
     return {"title": "Money", "rows": [row], "lines": text}
+
+
+def _tables_used(facts: MessageFacts, rules: FoldRules) -> dict[str, Any]:
+    """Which price tables priced the message: ``billing v3`` (v0: the configured one, the
+    log having recorded none), and the carrier's rate card likewise."""
+    if facts.accepted is None:
+        return {"tariff": None, "rate_card": None}
+    carrier = message_carrier(facts)
+    card = rules.finance.rate_card(carrier, facts) if carrier else None
+    repriced = {scope: f"repriced at position {at}" for scope, (_v, at) in facts.repriced.items()}
+    out = {
+        "tariff": rules.sale_table(facts).label,
+        "rate_card": card.label if card is not None and card.rules else None,
+    }
+    if repriced:
+        out["repriced"] = repriced
+    return out
 
 
 def mismatch_section(conn: Connection, message_id: str, as_of: AsOf) -> Section | None:

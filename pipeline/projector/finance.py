@@ -30,6 +30,13 @@ from typing import Any, NamedTuple, Protocol
 from pipeline.domain.carrier_cost import CarrierCost, expected_cost_by_rules
 from pipeline.domain.fx import convert
 from pipeline.domain.money import to_nano
+from pipeline.domain.price_tables import (
+    PriceTable,
+    carrier_scope,
+    configured_table,
+    table_in_force,
+    table_version,
+)
 from pipeline.domain.status import DELIVERED, is_final
 from pipeline.domain.tariffs import TariffRule
 from pipeline.domain.tolerance import within
@@ -69,6 +76,10 @@ class Book(Protocol):
 
     def closed_invoices(self, carrier: str) -> Sequence[ClosedInvoice]: ...
 
+    def price_tables(self, scope: str) -> Sequence[PriceTable]:
+        """The scope's recorded tables in log order (``pipeline.domain.price_tables``)."""
+        ...
+
 
 class EmptyBook:
     """No rates, no headers, nothing closed: what a log without reference data gives."""
@@ -80,6 +91,9 @@ class EmptyBook:
         return None
 
     def closed_invoices(self, carrier: str) -> Sequence[ClosedInvoice]:
+        return ()
+
+    def price_tables(self, scope: str) -> Sequence[PriceTable]:
         return ()
 
 
@@ -109,6 +123,40 @@ class FinanceRules:
     reporting_currency: str = "EUR"
     book: Book = field(default_factory=EmptyBook)
     _days: dict[str, date] = field(default_factory=dict, repr=False)
+    #: scope -> (the configured rules object, its version-0 table), hashed once.
+    _configured: dict[str, tuple[Sequence[TariffRule], int, PriceTable]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def table(
+        self, scope: str, facts: MessageFacts, configured: Sequence[TariffRule]
+    ) -> PriceTable:
+        """The table of ``scope`` that prices the message (it must be accepted): the version
+        a repricing named, else the one in force before its ``message.accepted``, else the
+        configured ``configured`` (version 0) when the log records none."""
+        accepted = facts.accepted
+        assert accepted is not None
+        recorded = self.book.price_tables(scope)
+        if recorded:
+            named = facts.repriced.get(scope)
+            if named is not None:
+                found = table_version(recorded, named[0])
+                if found is not None:
+                    return found
+            return table_in_force(recorded, accepted.position, recorded[0])
+        # The hot path: the configured rules are the same object every time (identity, not
+        # equality, which would compare every rule after every event).
+        known = self._configured.get(scope)
+        if known is not None and known[0] is configured and known[1] == len(configured):
+            return known[2]
+        table = configured_table(scope, configured)
+        self._configured[scope] = (configured, len(configured), table)
+        return table
+
+    def rate_card(self, carrier: str, facts: MessageFacts) -> PriceTable:
+        """The carrier's rate card that prices the message (``table`` of ``carrier:<name>``)."""
+        terms = self.carriers.get(carrier)
+        return self.table(carrier_scope(carrier), facts, terms.rates if terms else ())
 
     def day(self, accepted_at: str) -> date:
         found = self._days.get(accepted_at)
@@ -207,11 +255,12 @@ def expected_cost(facts: MessageFacts, sale: Sale, rules: FinanceRules) -> Carri
     accepted = facts.accepted
     if accepted is None or not accepted.phone or sale.carrier is None or not sale.parts:
         return None
-    terms = rules.carriers.get(sale.carrier)
-    if terms is None or not terms.rates:
+    card = rules.rate_card(sale.carrier, facts)
+    if not card.rules:
         return None
+    terms = rules.carriers.get(sale.carrier) or CarrierTerms()
     return expected_cost_by_rules(
-        terms.rates,
+        card.rules,
         terms.charge_on,  # type: ignore[arg-type]
         accepted.phone,
         parse_iso_time_text(accepted.accepted_at),

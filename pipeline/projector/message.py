@@ -87,6 +87,10 @@ class MessageFacts:
     #: "invoice:version:line" -> the line, every version (the latest of an invoice counts).
     lines: dict[str, BilledLine] = field(default_factory=dict)
     acked: Acked | None = None
+    #: scope -> (table version, position of the ``prices.repriced`` that named it): the
+    #: latest repricing of the message per scope, which prices it instead of the table in
+    #: force at its acceptance.
+    repriced: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: Mismatch kinds whose condition currently holds -> their detail (for open/resolve).
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The grace timer for "reports but no message.accepted": [held position, deadline].
@@ -114,6 +118,7 @@ class MessageFacts:
             message_cost=self.message_cost,
             lines=dict(self.lines),
             acked=self.acked,
+            repriced=dict(self.repriced) if self.repriced else {},
             conditions=dict(self.conditions),
             unaccepted_timer=self.unaccepted_timer,
             stale_timer=self.stale_timer,
@@ -127,6 +132,14 @@ class MessageFacts:
     # -- JSON (the fold_state column) ------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        data = self._json()
+        if (
+            self.repriced
+        ):  # absent until repriced: rows of messages never repriced stay as they were
+            data["repriced"] = {k: list(v) for k, v in self.repriced.items()}
+        return data
+
+    def _json(self) -> dict[str, Any]:
         return {
             "accepted": _dc(self.accepted),
             "refused": [self.refused[0], list(self.refused[1])] if self.refused else None,
@@ -170,6 +183,7 @@ class MessageFacts:
             message_cost=_cost(data.get("message_cost")),
             lines={k: BilledLine(**v) for k, v in data.get("lines", {}).items()},
             acked=Acked(**data["acked"]) if data.get("acked") else None,
+            repriced={k: (int(v[0]), int(v[1])) for k, v in data.get("repriced", {}).items()},
             conditions=dict(data.get("conditions", {})),
             unaccepted_timer=_timer(data.get("unaccepted_timer")),
             stale_timer=_timer(data.get("stale_timer")),

@@ -147,6 +147,8 @@ CLOCK_NEUTRAL_TYPES = frozenset(
         "report.generated",
         "period.closed",
         "period.reopened",
+        "prices.recorded",
+        "prices.repriced",
     }
 )
 
@@ -600,8 +602,9 @@ def _line_money(work: _Batch, position: int) -> dict[str, Any]:
 
 
 def _apply_reference(work: _Batch, event: StoredEvent) -> None:
-    """A rate, an invoice header or a closing: stored, then the messages it concerns are
-    derived again at this event."""
+    """A rate, an invoice header, a closing or a price table: stored, then the messages it
+    concerns are derived again at this event. A repricing is a fact of each message in its
+    range (the table version that prices it), then the same re-derivation."""
     book = work.book
     assert book is not None
     conn, tables = work.conn, work.tables
@@ -621,6 +624,24 @@ def _apply_reference(work: _Batch, event: StoredEvent) -> None:
             concerned = reference.concerned_by_version(
                 conn, tables, row["invoice_id"], row["version"]
             )
+        elif event.type == "prices.recorded":
+            table, first = book.record_price_table(event)
+            if not first:
+                return  # a later table prices only messages accepted after it
+            _flush_states(work)
+            concerned = reference.concerned_by_first_table(conn, tables, table.scope)
+        elif event.type == "prices.repriced":
+            scope, version, start, end = reference.repricing_of(event)
+            if not any(t.version == version for t in book.price_tables(scope)):
+                raise reference.ReferenceError(f"prices.repriced: {scope} v{version} unknown")
+            _flush_states(work)
+            concerned = reference.concerned_by_repricing(conn, tables, scope, start, end)
+            for message_id in concerned:
+                # Set just before the message's re-derivation: a month of messages is never
+                # all in memory at once (``_refold`` writes and lets them go).
+                _facts(work, message_id, stored=True).repriced[scope] = (version, event.position)
+                _refold(work, message_id, event)
+            return
         else:
             row = book.record_closed(event)
             if row is None:

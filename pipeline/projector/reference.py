@@ -19,14 +19,25 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 
 from pipeline.db.backend import backend_of
+from pipeline.db.tables import events
 from pipeline.domain.money import to_nano
+from pipeline.domain.price_tables import (
+    CARRIER_PREFIX,
+    PriceTable,
+    PriceTableError,
+    rules_of_json,
+    table_sha256,
+)
 from pipeline.domain.tolerance import within
 from pipeline.eventlog import StoredEvent
+from pipeline.eventlog.read import row_to_event
 from pipeline.projector.finance import ClosedInvoice, FinanceRules
 from pipeline.times import parse_iso_time_text
 
 #: Reference events: folded into their tables, never into a message directly.
-REFERENCE_EVENTS = frozenset({"fx.rate", "carrier.invoice", "carrier.invoice_closed"})
+REFERENCE_EVENTS = frozenset(
+    {"fx.rate", "carrier.invoice", "carrier.invoice_closed", "prices.recorded", "prices.repriced"}
+)
 
 
 class ReferenceError(ValueError):
@@ -46,6 +57,8 @@ class LiveBook:
         self._rates: dict[date, dict[tuple[str, str], Decimal]] = {}
         self._versions: dict[str, int | None] = {}
         self._closed: dict[str, list[ClosedInvoice]] | None = None
+        self._prices: dict[str, list[PriceTable]] | None = None
+        self._first: dict[str, PriceTable] | None = None
 
     # -- Book --------------------------------------------------------------------------
 
@@ -82,7 +95,70 @@ class LiveBook:
                 )
         return self._closed.get(carrier, ())
 
+    def price_tables(self, scope: str) -> Sequence[PriceTable]:
+        """The scope's tables folded so far; before the first is folded, the first the log
+        records (later in the log): a message older than the first table is priced by it
+        from the start, so replay prices it at once as the live projection finally does."""
+        found = self.recorded_tables(scope)
+        if found:
+            return found
+        first = self._first_recorded().get(scope)
+        return (first,) if first is not None else ()
+
+    def recorded_tables(self, scope: str) -> list[PriceTable]:
+        """The scope's tables folded into ``price_tables`` so far, in log order."""
+        if self._prices is None:
+            pt = self.tables.price_tables
+            self._prices = {}
+            rows = self.conn.execute(
+                select(pt.c.scope, pt.c.version, pt.c.position, pt.c.sha256, pt.c.rules).order_by(
+                    pt.c.position
+                )
+            )
+            for row in rows:
+                table = PriceTable(row.scope, row.version, row.position, row.sha256,
+                                   rules_of_json(row.rules))  # fmt: skip
+                self._prices.setdefault(row.scope, []).append(table)
+        return self._prices.get(scope, [])
+
+    def _first_recorded(self) -> dict[str, PriceTable]:
+        """The first readable ``prices.recorded`` of each scope in the whole log (a few
+        events, read by the index on type and position)."""
+        if self._first is None:
+            self._first = {}
+            rows = self.conn.execute(
+                select(events).where(events.c.type == "prices.recorded").order_by(events.c.position)
+            )
+            for row in rows:
+                try:
+                    table = price_table_of(row_to_event(row))
+                except (ReferenceError, ValueError):
+                    continue  # the projector skips it when it gets there
+                self._first.setdefault(table.scope, table)
+        return self._first
+
     # -- writes ------------------------------------------------------------------------
+
+    def record_price_table(self, event: StoredEvent) -> tuple[PriceTable, bool]:
+        """Store a recorded table: (the table, whether it is the first of its scope)."""
+        table = price_table_of(event)
+        self.recorded_tables(table.scope)  # load before changing
+        assert self._prices is not None
+        known = self._prices.setdefault(table.scope, [])
+        if any(t.version == table.version for t in known):
+            raise ReferenceError(f"prices.recorded: {table.label} is recorded already")
+        pt = self.tables.price_tables
+        row = {
+            "position": table.position,
+            "scope": table.scope,
+            "version": table.version,
+            "sha256": table.sha256,
+            "rules": event.payload["rules"],
+            "recorded_at": event.recorded_at,
+        }
+        self.conn.execute(pt.insert().values(**row))
+        known.append(table)
+        return table, len(known) == 1
 
     def record_rate(self, event: StoredEvent) -> tuple[date, str, str]:
         payload = event.payload
@@ -172,6 +248,23 @@ class LiveBook:
         return dict(row._mapping)
 
 
+def price_table_of(event: StoredEvent) -> PriceTable:
+    """The table a ``prices.recorded`` event states; its hash must be the rules' own."""
+    payload = event.payload
+    scope, version, sha = payload.get("scope"), payload.get("version"), payload.get("sha256")
+    if not isinstance(scope, str) or not (scope == "billing" or scope.startswith(CARRIER_PREFIX)):
+        raise ReferenceError("prices.recorded: scope is billing or carrier:<name>")
+    if len(scope) > 80 or type(version) is not int or not 1 <= version < 2**31:
+        raise ReferenceError("prices.recorded: a scope of at most 80 characters and a version")
+    try:
+        rules = rules_of_json(payload.get("rules"))
+    except PriceTableError as exc:
+        raise ReferenceError(f"prices.recorded: {exc}") from None
+    if sha != table_sha256(rules):
+        raise ReferenceError("prices.recorded: sha256 is not the hash of its rules")
+    return PriceTable(scope, version, event.position, sha, rules)
+
+
 def total_condition(row: dict[str, Any], rules: FinanceRules) -> dict[str, Any] | None:
     """The ``invoice_total_mismatch`` detail of a header row, or None when its lines add up
     to the stated total (within the carrier's tolerance) or no total is stated."""
@@ -247,6 +340,43 @@ def concerned_by_closing(conn: Connection, tables: Any, row: dict[str, Any]) -> 
         where.append(st.c.submitted_at < row["period_to"])
     where.append(st.c.submitted_at.is_not(None))
     return [r.message_id for r in conn.execute(select(st.c.message_id).where(and_(*where)))]
+
+
+def concerned_by_first_table(conn: Connection, tables: Any, scope: str) -> list[str]:
+    """Messages accepted before a scope's first recorded table (every accepted message the
+    projection holds when it folds that table): priced until then by the configuration,
+    by the first table from then on."""
+    st = tables.state
+    where = [st.c.accepted_at.is_not(None)]
+    if scope.startswith(CARRIER_PREFIX):
+        where.append(st.c.carrier == scope[len(CARRIER_PREFIX) :])
+    rows = conn.execute(select(st.c.message_id).where(and_(*where)).order_by(st.c.message_id))
+    return [r.message_id for r in rows]
+
+
+def concerned_by_repricing(
+    conn: Connection, tables: Any, scope: str, start: datetime, end: datetime
+) -> list[str]:
+    """Messages accepted in ``[start, end)`` (of the carrier, for a rate card's scope)."""
+    st = tables.state
+    where = [st.c.accepted_at >= start, st.c.accepted_at < end]
+    if scope.startswith(CARRIER_PREFIX):
+        where.append(st.c.carrier == scope[len(CARRIER_PREFIX) :])
+    rows = conn.execute(select(st.c.message_id).where(and_(*where)).order_by(st.c.message_id))
+    return [r.message_id for r in rows]
+
+
+def repricing_of(event: StoredEvent) -> tuple[str, int, datetime, datetime]:
+    """(scope, version, start, end) of a ``prices.repriced`` event."""
+    payload = event.payload
+    scope, version = payload.get("scope"), payload.get("version")
+    if not isinstance(scope, str) or type(version) is not int:
+        raise ReferenceError("prices.repriced: needs a scope and a version")
+    start = _time(payload.get("accepted_from"))
+    end = _time(payload.get("accepted_to"))
+    if start is None or end is None or not start < end:
+        raise ReferenceError("prices.repriced: accepted_from before accepted_to")
+    return scope, version, start, end
 
 
 # -- payload fields --------------------------------------------------------------------

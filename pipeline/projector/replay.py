@@ -68,6 +68,7 @@ def _all(tables: ProjectionTables) -> list[Table]:
         tables.invoices,
         tables.invoice_lines,
         tables.fx_rates,
+        tables.price_tables,
     ]
 
 
@@ -190,11 +191,11 @@ def diff_mismatches(conn: Connection, shadow: ProjectionTables) -> Iterator[Diff
 
 
 #: The reference projections, compared and swapped whole by their primary keys.
-KEYED = ("invoices", "invoice_lines", "fx_rates")
+KEYED = ("invoices", "invoice_lines", "fx_rates", "price_tables")
 
 
 def diff_keyed(conn: Connection, shadow: ProjectionTables) -> Iterator[Difference]:
-    """Every row of the invoice and FX projections, paired by primary key."""
+    """Every row of the invoice, FX and price-table projections, paired by primary key."""
     for name in KEYED:
         live, replayed = getattr(LIVE, name), getattr(shadow, name)
         order = [c.name for c in live.primary_key.columns]

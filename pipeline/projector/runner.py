@@ -117,8 +117,15 @@ def run_project(
     wait: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> ProjectSummary | None:
-    """Catch up under the projector lock; None when another projector holds it."""
+    """Catch up under the projector lock; None when another projector holds it.
+
+    The price tables in force are recorded first (``record_prices``): a table changed in
+    the configuration prices only messages the log accepts after it is recorded.
+    """
+    from pipeline.prices.record import record_prices
+
     rules = fold_rules(settings)
+    record_prices(db, settings)
     started = time.monotonic()
     with projector_lock(db, wait=wait) as acquired:
         if not acquired:

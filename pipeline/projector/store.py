@@ -33,6 +33,7 @@ from pipeline.projector.tables import (
     invoices,
     message_state,
     mismatches,
+    price_tables,
     projector_checkpoints,
     projector_correlations,
     projector_held,
@@ -57,6 +58,7 @@ class ProjectionTables:
     invoices: Table
     invoice_lines: Table
     fx_rates: Table
+    price_tables: Table
 
 
 LIVE = ProjectionTables(
@@ -68,6 +70,7 @@ LIVE = ProjectionTables(
     invoices,
     invoice_lines,
     fx_rates,
+    price_tables,
 )
 
 SHADOW_SUFFIX = "__replay"
@@ -102,6 +105,7 @@ def shadow_tables() -> ProjectionTables:
         copy(invoices),
         copy(invoice_lines, ("message_id",), ("position",)),
         copy(fx_rates),
+        copy(price_tables, ("scope", "position")),
     )
 
 

@@ -1,0 +1,1 @@
+"""Price tables recorded in the log: recording them, listing them, repricing on purpose."""
