@@ -14,13 +14,20 @@ from pipeline.domain.tariffs import TariffError
 
 def record_or_fail(database: Database, settings: Settings) -> None:
     """Record the price tables in force before a command appends (``record_prices``);
-    a bad tariff in the configuration is one line and exit 2."""
+    a bad tariff in the configuration is one line and exit 2, a database that fails is one
+    line (never the driver's message, which could quote values) and exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.ingest.faults import failure_text
     from pipeline.prices.record import record_prices
 
     try:
         record_prices(database, settings)
     except TariffError as exc:
         fail(f"price tables: {exc}", EXIT_USAGE)
+    except SQLAlchemyError as exc:
+        reason = failure_text(exc)
+        fail(f"the database failed, the rest was not stored (run again): {reason}", EXIT_FAILURE)
 
 
 @click.group()

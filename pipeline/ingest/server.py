@@ -85,12 +85,16 @@ def build_ingest_app(
     """The ingest app. Secrets are resolved now, so a missing one fails at startup
     (ConfigError naming the key) rather than at the first report. ``clock`` (Unix seconds)
     is what hmac timestamps are held against."""
+    from pipeline.prices.record import record_prices
+
     metrics = IngestMetrics()
     writer = GroupCommitWriter(
         db,
         interval_ms=settings.ingest.commit_interval_ms,
         max_events=settings.ingest.commit_max_events,
         on_commit=metrics.observe_commit,
+        # Before the first request is appended: the price tables in force are in the log.
+        before_first=lambda: record_prices(db, settings),
     )
     policies = {
         SEND_PATH: _policy(settings, settings.ingest.auth, "ingest.auth"),
@@ -117,10 +121,6 @@ def build_ingest_app(
     app.router.add_get("/metrics", _metrics)
 
     async def start_writer(app: web.Application) -> None:
-        # Before the first request is appended: the price tables in force are in the log.
-        from pipeline.prices.record import record_prices
-
-        await asyncio.to_thread(record_prices, db, settings)
         await app[STATE].writer.start()
 
     async def stop_writer(app: web.Application) -> None:

@@ -73,8 +73,13 @@ class GroupCommitWriter:
         interval_ms: int = 0,
         max_events: int = 500,
         on_commit: CommitObserver | None = None,
+        before_first: Callable[[], object] | None = None,
     ) -> None:
         self._db = db
+        #: Run (in the flusher's thread) before the first append, until it succeeds: the
+        #: server records the price tables in force there, so that a database down at
+        #: start-up delays it to the first request instead of keeping the server down.
+        self._before_first = before_first
         self._group: GroupCommit[Sequence[NewEvent], Committed] = GroupCommit(
             self._append,
             size=len,
@@ -129,6 +134,9 @@ class GroupCommitWriter:
         If the process dies inside it, nothing of it is stored and no request of it has
         been answered 2xx; each sender resends.
         """
+        if self._before_first is not None:
+            self._before_first()  # a failure fails this batch like any database failure
+            self._before_first = None
         result = append(self._db, [event for events in batch for event in events])
         # append() keeps the first of equal dedup keys, so within a batch the earliest
         # submitter's copy is "appended" and later ones are duplicates, as if in sequence.
