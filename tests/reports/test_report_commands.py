@@ -156,14 +156,17 @@ def test_verify_exits_1_with_the_differing_rows_when_the_rebuild_differs(
 ) -> None:
     _projected(db, db_url, tmp_path)
     assert _run(tmp_path, db_url, "report", "billing", *MONTH, "--save").exit_code == 0
-    cheaper = tmp_path / "cheaper.yaml"
-    cheaper.write_text(CONFIG.replace("2.27", "1.50"))
+    # A tariff edit no longer reprices the past (prices come from the log); a rule the
+    # log does not record still does: here delivered messages become free of charge.
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(CONFIG + "  non_chargeable_statuses: [1, 16, 52]\n")
     result = CliRunner().invoke(
-        cli, ["--config", str(cheaper), "--database-url", db_url, "report", "verify", "1"]
+        cli, ["--config", str(changed), "--database-url", db_url, "report", "verify", "1"]
     )
     assert result.exit_code == 1, result.output
     assert "- pinned:  2026-01-15,default,RUB,2,3,2,3,6.81" in result.output
-    assert "+ rebuilt: 2026-01-15,default,RUB,2,3,2,3,4.5" in result.output
+    # The one-part delivered message (2.27) is free now: 1 charged message, 2 parts, 4.54.
+    assert "+ rebuilt: 2026-01-15,default,RUB,2,3,1,2,4.54" in result.output
 
 
 def test_closed_period_stays_verifiable_after_a_late_dlr_and_corrections_show_it(
