@@ -118,6 +118,34 @@ def test_per_part_lines_add_up_and_a_credit_nets_to_a_parts_mismatch(db: Databas
     verified(db, RULES)
 
 
+def test_dlr_costs_of_some_parts_are_no_reported_cost_until_every_part_has_one(
+    db: Database,
+) -> None:
+    append(db, [
+        accepted("m1", text=THREE_PARTS),
+        submitted("m1", "c1", part=1, parts=3),
+        submitted("m1", "c2", part=2, parts=3),
+        submitted("m1", "c3", part=3, parts=3),
+        report("c1", 1, 3, cost="0.50", currency="RUB", cost_scope="part"),
+        report("c2", 1, 3, cost="0.50", currency="RUB", cost_scope="part"),
+        report("c3", 1, 3),
+        line("INV-1", 1, "0.50", cmid="c1"),
+        line("INV-1", 2, "0.50", cmid="c2"),
+        line("INV-1", 3, "0.50", cmid="c3"),
+    ])  # fmt: skip
+    project(db, RULES)
+    # Two parts' 1.00 is not what the message cost: the invoice's 1.50 is held against the
+    # rate card's 1.50, and agrees (not 0.50 "overcharged" for the part without a cost).
+    row = state(db, "m1")
+    assert (row.carrier_cost_reported, row.carrier_cost_expected) == (None, D("1.50"))
+    assert money(db) == {}
+    append(db, [report("c3", 1, 4, cost="0.49", currency="RUB", cost_scope="part")])
+    project(db, RULES)
+    assert state(db, "m1").carrier_cost_reported == D("1.49")
+    assert money(db) == {}  # 1.50 against 1.49: within 0.01
+    verified(db, RULES)
+
+
 def test_parts_mismatch_of_the_invoice_and_of_the_text_are_two_rows(db: Database) -> None:
     append(db, [
         accepted("m1"), submitted("m1", "c1"), report("c1", 1, 3, parts=2),
