@@ -90,12 +90,15 @@ class Message:
     free: bool
     sent: datetime
     cmids: list[str]  # one carrier id a part, or one for the whole message
-    costs: list[Decimal]  # DLR costs: one a carrier id (cost_scope part), or the message's
+    costs: list[Decimal | None]  # DLR costs: a carrier id's (cost_scope part), or the message's
     case: str = "clean"
 
     @property
     def reported(self) -> Decimal | None:
-        return sum(self.costs, D(0)) if self.costs else None
+        """The DLRs' cost: the message's, or its parts' added up once every part has one."""
+        if not self.costs or None in self.costs:
+            return None
+        return sum((c for c in self.costs if c is not None), D(0))
 
     def statuses(self) -> list[int]:
         """Each carrier id's final status: an undelivered message of several parts failed
@@ -157,7 +160,7 @@ def generate(rng: random.Random) -> list[Message]:
         mid = f"m{n:03d}"
         per_part = parts > 1 and rng.random() < 0.7
         cmids = [f"{mid}-p{i}" for i in range(1, parts + 1)] if per_part else [f"{mid}-c"]
-        costs: list[Decimal] = []
+        costs: list[Decimal | None] = []
         if carrier == "mts" and phone == PHONE and status == 1 and rng.random() < 0.3:
             # What the DLRs say it cost: a part's price each, or the whole message's, a
             # little under the card, always within the 0.01 tolerance of it.
@@ -230,6 +233,10 @@ def choose_cases(rng: random.Random, messages: list[Message]) -> None:
         free = [m for m in pool if m.case == "clean"]
         for m, case in zip(rng.sample(free, len(cases)), cases, strict=True):
             m.case = case
+    # The DLRs of all parts but the last carry a cost: no reported cost, the card counts.
+    pool = [m for m in mts if len(m.cmids) > 1 and m.status == 1 and m.case == "clean"]
+    for m in rng.sample(pool, 2):
+        m.case, m.costs = "dlr_partial", [*([RATE["mts"]] * (len(m.cmids) - 1)), None]
 
 
 def invoice_rows(rng: random.Random, messages: list[Message], carrier: str) -> list[Row]:
@@ -244,7 +251,7 @@ def invoice_rows(rng: random.Random, messages: list[Message], carrier: str) -> l
         case = m.case
         if case == "clean" and not (m.billable and m.status != 16):
             continue  # what it does not charge, or a rejected message it leaves out
-        if case in ("clean", "rejected_billed_parts"):
+        if case in ("clean", "rejected_billed_parts", "dlr_partial"):
             if len(m.cmids) == 1:
                 rows.append(Row(first, at, m.card, m.parts))
             else:
@@ -305,8 +312,8 @@ def agrees(a: Decimal, b: Decimal, carrier: str) -> bool:
 
 
 #: The cases whose lines come to the right price, at once or after a credit note.
-RIGHT_IN_THE_END = ("clean", "within_half", "within_edge", "within_rel", "credit_cancel",
-                    "credit_adjust", "rejected_credited")  # fmt: skip
+RIGHT_IN_THE_END = ("clean", "dlr_partial", "within_half", "within_edge", "within_rel",
+                    "credit_cancel", "credit_adjust", "rejected_credited")  # fmt: skip
 
 
 def expected_open(messages: list[Message], rows: list[Row]) -> dict[tuple[str, str, str], Any]:
@@ -460,6 +467,6 @@ def test_a_generated_month_with_invoice_errors_finds_exactly_them(
     assert differences(db, rules, grace, 7) == []
 
     # The month has what it promises: every error, and the variety of traffic.
-    assert len({m.case for m in messages}) == 22
+    assert len({m.case for m in messages}) == 23
     assert {(m.carrier, m.status) for m in messages} >= {(c, s) for c in RATE for s in (1, 2, 16)}
     assert any(m.free for m in messages) and any(len(m.cmids) > 1 for m in messages)
