@@ -41,7 +41,7 @@ from tests.projector.events import T0, accepted, report, submitted
 
 D = Decimal
 SEED = 20260131
-MESSAGES = 320
+MESSAGES = 360
 INVOICE = {"mts": "MTS-2026-01", "beeline": "BEE-2026-01"}
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2026, 2, 1, tzinfo=UTC)
@@ -152,7 +152,7 @@ class Row:
 def generate(rng: random.Random) -> list[Message]:
     out = []
     for n in range(MESSAGES):
-        carrier = "beeline" if rng.random() < 0.1 else "mts"
+        carrier = "beeline" if rng.random() < 0.2 else "mts"
         parts = rng.choice([1, 1, 1, 1, 1, 2, 3])
         phone = PREMIUM_PHONE if carrier == "mts" and rng.random() < 0.08 else PHONE
         status = rng.choices([1, 2, 16], weights=[80, 10, 10])[0]
