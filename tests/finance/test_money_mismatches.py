@@ -266,6 +266,32 @@ def test_invoice_unknown_message_after_the_grace_then_claimed(db: Database) -> N
     verified(db, RULES)
 
 
+def test_a_new_version_without_an_unknown_line_resolves_its_dispute(db: Database) -> None:
+    append(db, [
+        line("INV-1", 1, "0.50", cmid="ghost", minute=0),
+        line("INV-1", 2, "0.50", cmid="shade", minute=0),
+        header("INV-1", lines=2),
+        accepted("m9", 60), submitted("m9", "c9", 61),  # the clock passes the 10 min grace
+    ])  # fmt: skip
+    project(db, RULES)
+    assert set(money(db)) == {
+        ("carrier:mts:ghost", "invoice_unknown_message", "invoice"),
+        ("carrier:mts:shade", "invoice_unknown_message", "invoice"),
+    }
+    # "wisp" is billed too, and waits for its carrier id when version 2 arrives.
+    append(db, [line("INV-1", 3, "0.50", cmid="wisp", minute=62)])
+    # Version 2 bills "shade" again but no longer "ghost" nor "wisp": only these two lines
+    # stop counting, and "wisp" is not disputed when its grace runs out.
+    append(db, [
+        line("INV-1", 1, "0.50", cmid="shade", version=2), header("INV-1", version=2),
+        accepted("m10", 200), submitted("m10", "c10", 201),
+    ])  # fmt: skip
+    project(db, RULES)
+    assert set(money(db)) == {("carrier:mts:shade", "invoice_unknown_message", "invoice")}
+    assert ("carrier:mts:ghost", "invoice_unknown_message", "invoice") in money(db, "resolved")
+    verified(db, RULES)
+
+
 def test_missing_invoice_line_on_a_closed_invoice(db: Database) -> None:
     append(db, [
         accepted("m1"), submitted("m1", "c1"), report("c1", 1, 3),
