@@ -358,8 +358,12 @@ def expected_open(
             # Billed right, within the tolerance, or credited back to the right price.
             assert case in RIGHT_IN_THE_END, case
             assert agrees(billed, m.comparable if m.status != 16 else D(0), m.carrier), m
-    if any(r.cmid == "ghost-1" for r in rows):
-        out[("carrier:mts:ghost-1", "invoice_unknown_message", "invoice")] = (None, None)
+    for ghost in (r for r in rows if r.cmid == "ghost-1"):
+        # A line nobody claims puts its own cost at stake.
+        out[("carrier:mts:ghost-1", "invoice_unknown_message", "invoice")] = (
+            ghost.cost,
+            ghost.currency,
+        )
     if stated_extra:
         # mts states a total: every line's cost added up (whatever its currency), plus
         # stated_extra. beeline states none.
