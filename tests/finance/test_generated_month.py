@@ -12,7 +12,7 @@ The month: we sell every part to ``+7`` at 2.27 RUB. Carrier ``mts`` charges on
 submission, 0.35 RUB a part to ``+7`` and 3.00 RUB a part to ``+7999`` (a route sold below
 cost), and agrees within 0.01 RUB; carrier ``beeline`` charges only delivered messages,
 0.40 RUB a part, and agrees within 2 % of the larger amount. Each sends an invoice for the
-month, which we close.
+month, which we close; then mts corrects its own with a second version (``--supersede``).
 """
 
 from __future__ import annotations
