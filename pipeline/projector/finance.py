@@ -10,7 +10,8 @@ depends on how the log was cut into batches.
 The three costs are kept apart and none overwrites another (docs/reconciliation.md):
 
 * expected: the carrier's rate card (``carriers.<name>.rates`` and ``charge_on``);
-* reported: what DLRs said, the latest per part summed over the parts;
+* reported: what DLRs said: a cost about the whole message, else the latest per part
+  summed over the parts, once every part has one;
 * invoiced: the sum of the message's invoice lines, per invoice only its latest version,
   credit notes (negative lines) netted.
 
@@ -234,9 +235,13 @@ def submitted_at(facts: MessageFacts) -> str | None:
     return min(s.stamp for s in facts.submissions.values())[0]
 
 
-def reported_cost(facts: MessageFacts, part_of: Any) -> Cost | None:
+def reported_cost(facts: MessageFacts, part_of: Any, parts: int | None = None) -> Cost | None:
     """DLR costs: a cost about the whole message, else the latest per part summed (one
-    currency; parts reported in several currencies have no single sum)."""
+    currency; parts reported in several currencies have no single sum).
+
+    The sum needs a cost for each of the message's ``parts``: the parts reported so far
+    are not what the message cost, and held against a right invoice they would make the
+    unreported parts look overcharged (and the margin look better than it is)."""
     if facts.message_cost is not None:
         return facts.message_cost
     latest: dict[str, Cost] = {}
@@ -245,6 +250,8 @@ def reported_cost(facts: MessageFacts, part_of: Any) -> Cost | None:
         if name not in latest or cost.stamp > latest[name].stamp:
             latest[name] = cost
     if not latest or len({c.currency for c in latest.values()}) != 1:
+        return None
+    if parts is not None and len(latest) < parts:
         return None
     total = sum((Decimal(c.amount) for c in latest.values()), Decimal(0))
     first = next(iter(latest.values()))
@@ -308,7 +315,7 @@ class _Costs(NamedTuple):
 def _costs(facts: MessageFacts, sale: Sale, rules: FinanceRules, part_of: Any) -> _Costs:
     expected_cc = expected_cost(facts, sale, rules)
     expected = Money(expected_cc.amount, expected_cc.currency) if expected_cc else None
-    dlr = reported_cost(facts, part_of)
+    dlr = reported_cost(facts, part_of, sale.parts)
     reported = Money(Decimal(dlr.amount), dlr.currency) if dlr else None
     lines = current_lines(facts, rules.book)
     by_currency = _sum_by_currency(lines)

@@ -621,9 +621,9 @@ def _apply_reference(work: _Batch, event: StoredEvent) -> None:
                 return
             _invoice_total(work, row, event)
             _flush_states(work)
-            concerned = reference.concerned_by_version(
-                conn, tables, row["invoice_id"], row["version"]
-            )
+            invoice_id, version = row["invoice_id"], row["version"]
+            _drop_superseded_unknown(work, invoice_id, version, event)
+            concerned = reference.concerned_by_version(conn, tables, invoice_id, version)
         elif event.type == "prices.recorded":
             table, first = book.record_price_table(event)
             if not first:
@@ -652,6 +652,22 @@ def _apply_reference(work: _Batch, event: StoredEvent) -> None:
         raise FoldError(str(exc)) from None
     for message_id in concerned:
         _refold(work, message_id, event)
+
+
+def _drop_superseded_unknown(work: _Batch, invoice_id: str, version: int, at: StoredEvent) -> None:
+    """Lines of an older version that no message claimed no longer count: their
+    ``invoice_unknown_message`` resolves, and those still waiting for their carrier id wait
+    no more (no timer opens one later)."""
+    gone = reference.superseded_unknown_lines(work.conn, work.tables, invoice_id, version)
+    for (carrier, cmid), positions in gone.items():
+        _release_rows(work, positions)
+        waiting = [w for w in work.held.get((carrier, cmid), []) if w[0] not in positions]
+        if waiting:
+            work.held[(carrier, cmid)] = waiting
+        else:
+            work.held.pop((carrier, cmid), None)
+        subject = f"carrier:{carrier}:{cmid}"
+        _resolve(work, None, subject, KIND_INVOICE_UNKNOWN_MESSAGE, at, ORIGIN_INVOICE)
 
 
 def _invoice_total(work: _Batch, row: dict[str, Any], at: StoredEvent) -> None:

@@ -330,6 +330,39 @@ def concerned_by_version(conn: Connection, tables: Any, invoice_id: str, version
     return [r.message_id for r in rows]
 
 
+def superseded_unknown_lines(
+    conn: Connection, tables: Any, invoice_id: str, version: int
+) -> dict[tuple[str, str], list[int]]:
+    """(carrier, carrier id) -> positions of the invoice's older lines that no message
+    claims, when no unclaimed line of this version or of another invoice names the same
+    carrier id: a line that no longer counts is no ``invoice_unknown_message``."""
+    lines = tables.invoice_lines
+    unclaimed = and_(lines.c.message_id.is_(None), lines.c.carrier_message_id.is_not(None))
+    old = conn.execute(
+        select(lines.c.carrier, lines.c.carrier_message_id, lines.c.position)
+        .where(unclaimed, lines.c.invoice_id == invoice_id, lines.c.version < version)
+        .order_by(lines.c.position)
+    )
+    found: dict[tuple[str, str], list[int]] = {}
+    for carrier, carrier_message_id, position in old:
+        found.setdefault((carrier, carrier_message_id), []).append(position)
+    gone = {}
+    for (carrier, carrier_message_id), positions in found.items():
+        still = conn.scalar(
+            select(func.count())
+            .select_from(lines)
+            .where(
+                unclaimed,
+                lines.c.carrier == carrier,
+                lines.c.carrier_message_id == carrier_message_id,
+                (lines.c.invoice_id != invoice_id) | (lines.c.version >= version),
+            )
+        )
+        if not still:
+            gone[(carrier, carrier_message_id)] = positions
+    return gone
+
+
 def concerned_by_closing(conn: Connection, tables: Any, row: dict[str, Any]) -> list[str]:
     """Messages of the invoice's carrier submitted within its period that no line bills."""
     st = tables.state

@@ -118,6 +118,34 @@ def test_per_part_lines_add_up_and_a_credit_nets_to_a_parts_mismatch(db: Databas
     verified(db, RULES)
 
 
+def test_dlr_costs_of_some_parts_are_no_reported_cost_until_every_part_has_one(
+    db: Database,
+) -> None:
+    append(db, [
+        accepted("m1", text=THREE_PARTS),
+        submitted("m1", "c1", part=1, parts=3),
+        submitted("m1", "c2", part=2, parts=3),
+        submitted("m1", "c3", part=3, parts=3),
+        report("c1", 1, 3, cost="0.50", currency="RUB", cost_scope="part"),
+        report("c2", 1, 3, cost="0.50", currency="RUB", cost_scope="part"),
+        report("c3", 1, 3),
+        line("INV-1", 1, "0.50", cmid="c1"),
+        line("INV-1", 2, "0.50", cmid="c2"),
+        line("INV-1", 3, "0.50", cmid="c3"),
+    ])  # fmt: skip
+    project(db, RULES)
+    # Two parts' 1.00 is not what the message cost: the invoice's 1.50 is held against the
+    # rate card's 1.50, and agrees (not 0.50 "overcharged" for the part without a cost).
+    row = state(db, "m1")
+    assert (row.carrier_cost_reported, row.carrier_cost_expected) == (None, D("1.50"))
+    assert money(db) == {}
+    append(db, [report("c3", 1, 4, cost="0.49", currency="RUB", cost_scope="part")])
+    project(db, RULES)
+    assert state(db, "m1").carrier_cost_reported == D("1.49")
+    assert money(db) == {}  # 1.50 against 1.49: within 0.01
+    verified(db, RULES)
+
+
 def test_parts_mismatch_of_the_invoice_and_of_the_text_are_two_rows(db: Database) -> None:
     append(db, [
         accepted("m1"), submitted("m1", "c1"), report("c1", 1, 3, parts=2),
@@ -235,6 +263,32 @@ def test_invoice_unknown_message_after_the_grace_then_claimed(db: Database) -> N
     append(db, [accepted("m1", 62), submitted("m1", "ghost", 63), accepted("nobody", 64)])
     project(db, RULES)
     assert set(money(db)) == set()
+    verified(db, RULES)
+
+
+def test_a_new_version_without_an_unknown_line_resolves_its_dispute(db: Database) -> None:
+    append(db, [
+        line("INV-1", 1, "0.50", cmid="ghost", minute=0),
+        line("INV-1", 2, "0.50", cmid="shade", minute=0),
+        header("INV-1", lines=2),
+        accepted("m9", 60), submitted("m9", "c9", 61),  # the clock passes the 10 min grace
+    ])  # fmt: skip
+    project(db, RULES)
+    assert set(money(db)) == {
+        ("carrier:mts:ghost", "invoice_unknown_message", "invoice"),
+        ("carrier:mts:shade", "invoice_unknown_message", "invoice"),
+    }
+    # "wisp" is billed too, and waits for its carrier id when version 2 arrives.
+    append(db, [line("INV-1", 3, "0.50", cmid="wisp", minute=62)])
+    # Version 2 bills "shade" again but no longer "ghost" nor "wisp": only these two lines
+    # stop counting, and "wisp" is not disputed when its grace runs out.
+    append(db, [
+        line("INV-1", 1, "0.50", cmid="shade", version=2), header("INV-1", version=2),
+        accepted("m10", 200), submitted("m10", "c10", 201),
+    ])  # fmt: skip
+    project(db, RULES)
+    assert set(money(db)) == {("carrier:mts:shade", "invoice_unknown_message", "invoice")}
+    assert ("carrier:mts:ghost", "invoice_unknown_message", "invoice") in money(db, "resolved")
     verified(db, RULES)
 
 
