@@ -688,7 +688,9 @@ def _missing_line(
     """A closed invoice of the carrier covers the message's submission, the carrier bills
     it, and no line of any invoice bills it."""
     closed = book.closed_invoices(carrier)
-    if not closed:
+    if not closed or sale.status in sale.non_chargeable:
+        # A rejected or refused message (16, 52) left out of an invoice is what should
+        # happen: billed, it would be billed_but_rejected. Never both ways a dispute.
         return
     billed = sale.status == DELIVERED if terms.charge_on == "delivered" else True
     if not billed or (expected is not None and expected.amount == 0):

@@ -336,9 +336,9 @@ def expected_open(
         case = m.case
         if not mine:
             # No line: missing when the closed invoice's period has the submission and the
-            # carrier charges the message (mts charges a rejected one too: charge_on
-            # submitted), at the rate card's price.
-            if START <= m.sent < END and m.expected > 0:
+            # carrier charges the message, at the rate card's price. A rejected message
+            # (16) left out is never missing: billed, it would be billed_but_rejected.
+            if START <= m.sent < END and m.expected > 0 and m.status != 16:
                 out[(m.mid, "missing_invoice_line", "invoice")] = (m.expected, "RUB")
         elif case in ("over", "over_free", "over_premium", "over_part", "beyond_rel",
                       "billed_undelivered"):  # fmt: skip
