@@ -38,25 +38,34 @@ def current() -> None:
 
 @db.command()
 @click.argument("role")
-def grant(role: str) -> None:
+@click.option(
+    "--reporting",
+    is_flag=True,
+    help="Make ROLE read-only for BI tools: SELECT on the v_* views, nothing else.",
+)
+def grant(role: str, reporting: bool) -> None:
     """Grant ROLE exactly what the app needs at run time (PostgreSQL; run as the owner).
 
     On events only INSERT and SELECT: the role cannot alter, disable the triggers of,
     drop, truncate, update or delete the log. Migrations and replay stay with the owner.
+    With --reporting, ROLE may only SELECT the reporting views (docs/reporting.md).
     """
     from sqlalchemy.exc import DBAPIError
 
     from pipeline.cli.context import database_error_text
-    from pipeline.db.roles import RoleError, grant_runtime
+    from pipeline.db.roles import RoleError, grant_reporting, grant_runtime
 
     database = app_context().database()
     try:
         with database.write() as conn:
-            granted = grant_runtime(conn, role)
+            granted = (grant_reporting if reporting else grant_runtime)(conn, role)
     except RoleError as exc:
         fail(str(exc), EXIT_USAGE)
     except DBAPIError as exc:
         fail(f"cannot grant (run as the schema's owner): {database_error_text(exc)}", EXIT_USAGE)
     for on, privileges in granted.items:
         click.echo(f"granted {privileges} on {on}")
-    click.echo(f"{role} may now run the app; keep migrations and replay with the owner")
+    if reporting:
+        click.echo(f"{role} may now read the reporting views and nothing else")
+    else:
+        click.echo(f"{role} may now run the app; keep migrations and replay with the owner")
