@@ -3,6 +3,7 @@
     python bench/reports.py [--messages 1000000] [--before 50000] [--runs 3]
                             [--backend sqlite|postgresql|both] [--pg-admin-url URL]
                             [--sqlite-path FILE] [--keep] [--skip-seed] [--plans]
+                            [--code DIR]
 
 Writes the month (``bench/report_month.py``: message_state rows, invoices, invoice lines,
 mismatches, through the projector's bulk path; no events are folded, so this measures
@@ -10,7 +11,7 @@ reading the projection, not projecting it), plus ``--before`` messages of the mo
 which every month filter must leave out. Then, ``--runs`` times each:
 
 - every ``smsrecon report NAME --from 2026-01-01 --to 2026-02-01 --format csv --output
-  /dev/null``, each its own process: wall seconds and that process's peak RSS (``wait4``);
+  /dev/null``, each its own process: wall seconds and peak RSS (``/usr/bin/time``);
 - every view, ``SELECT * FROM v_...`` filtered to the month and fetched fully (streamed,
   rows counted), in this process.
 
@@ -18,6 +19,8 @@ Prints the median of each and its row count. PostgreSQL: a scratch database
 ``report_bench_scratch`` is created on the server of --pg-admin-url and dropped after
 (unless --keep). SQLite: a temporary file, or --sqlite-path (kept; --skip-seed reuses it).
 --plans prints the query plans (EXPLAIN / EXPLAIN QUERY PLAN) of the month filters.
+--code DIR runs the report commands from another checkout (``python -m pipeline`` in DIR),
+to time the code before a change against the same data.
 """
 
 from __future__ import annotations
@@ -65,21 +68,25 @@ def params(backend: str) -> dict[str, object]:
     return {"first": "2026-01-01", "after": "2026-02-01", "start": start, "end": end}
 
 
-def time_report(url: str, name: str, config: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, the command's last stderr line) of one report process."""
-    argv = [sys.executable, "-m", "pipeline", "--config", str(config), "--database-url", url,
+def time_report(
+    url: str, name: str, config: Path, tmp: Path, code: str | None
+) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB, the command's last stderr line) of one report process.
+
+    Through ``/usr/bin/time``: a child's own ``wait4`` figure would start from this
+    process's high-water mark (Linux carries it across fork and exec), and this process
+    held the seeded month.
+    """
+    figures = tmp / "time.txt"
+    argv = ["/usr/bin/time", "-f", "%e %M", "-o", str(figures),
+            sys.executable, "-m", "pipeline", "--config", str(config), "--database-url", url,
             "report", name, "--from", "2026-01-01", "--to", "2026-02-01",
             "--format", "csv", "--output", os.devnull]  # fmt: skip
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"report {name} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, err.strip().splitlines()[-1]
+    done = subprocess.run(argv, stderr=subprocess.PIPE, text=True, check=False, cwd=code)
+    if done.returncode != 0:
+        raise SystemExit(f"report {name} failed ({done.returncode}): {done.stderr[-2000:]}")
+    wall, kb = figures.read_text().split()
+    return float(wall), int(kb) / 1024, done.stderr.strip().splitlines()[-1]
 
 
 def time_view(db: Database, backend: str, view: str) -> tuple[float, int]:
@@ -131,7 +138,7 @@ def run(url: str, backend: str, args: argparse.Namespace, config: Path) -> None:
         for name in REPORTS:
             walls, rss = [], []
             for _ in range(args.runs):
-                wall, peak, note = time_report(url, name, config)
+                wall, peak, note = time_report(url, name, config, config.parent, args.code)
                 walls.append(wall)
                 rss.append(peak)
             runs = ", ".join(f"{w:.2f}" for w in walls)
@@ -162,6 +169,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
     parser.add_argument("--skip-seed", action="store_true", help="reuse a kept database")
     parser.add_argument("--plans", action="store_true")
+    parser.add_argument(
+        "--code", default=None, help="run the reports from this checkout (before/after)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
