@@ -28,12 +28,15 @@ ARROW_BATCH = 10_000
 
 def value_text(value: Any) -> str:
     """One value as canonical text: ISO dates, plain decimals, lower-case booleans."""
+    by_type = _TEXT_OF.get(type(value))
+    if by_type is not None:
+        return by_type(value)
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
+        return _decimal_text(value)
     if isinstance(value, datetime):
         return display_time_text(value)
     if isinstance(value, date):
@@ -41,18 +44,46 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def _decimal_text(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+#: The exact types a report yields, looked up once per value: an itemised month is tens of
+#: millions of values, and the chain of isinstance checks above was a third of its time.
+#: Subclasses (never yielded today) still take the chain, so the text stays the same.
+_TEXT_OF: dict[type, Any] = {
+    type(None): lambda _v: "",
+    str: lambda v: v,
+    int: str,
+    bool: lambda v: "true" if v else "false",
+    Decimal: _decimal_text,
+    datetime: display_time_text,
+    date: date.isoformat,
+}
+
+
 def csv_line(values: Iterable[Any]) -> str:
-    """One canonical CSV line (``\\n`` ended; quoting only where CSV needs it)."""
+    """One canonical CSV line (``\n`` ended; quoting only where CSV needs it)."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow([value_text(v) for v in values])
     return buffer.getvalue()
 
 
 def csv_lines(report: Report, rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
-    """The canonical CSV, line by line: the header, then a line per row (UTF-8 encoded)."""
-    yield csv_line(report.names)
+    """The canonical CSV, line by line: the header, then a line per row (UTF-8 encoded).
+
+    One writer and one buffer for all lines (``csv_line``'s text, without a writer a row).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    text = value_text
+    writer.writerow([text(v) for v in report.names])
     for row in rows:
-        yield csv_line(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([text(v) for v in row])
+    yield buffer.getvalue()
 
 
 def csv_sha256(lines: Iterable[str]) -> str:

@@ -60,14 +60,17 @@ MESSAGE_KEYS = ("message_id", "last_position", "accepted_at", "day", "country")
 def _messages(conn: Connection, tables: ProjectionTables, params: ReportParams) -> Rows:
     names = [name for name, _ in MESSAGE_FIELDS]
     cols = ["message_id", "last_position", "accepted_at", *scan.country_columns(tables), *names]
+    # The fields by position (the row is a tuple in ``cols`` order): a million rows of 22
+    # fields by name was a fifth of the report's time.
+    fields = len(cols) - len(names)
     for row in scan.messages(conn, tables, params, cols, ordered=True):
         yield (
-            row.message_id,
-            row.last_position,
-            row.accepted_at,
-            scan.day_of(row.accepted_at),
+            row[0],
+            row[1],
+            row[2],
+            scan.day_of(row[2]),
             scan.country_of(row, tables),
-            *(getattr(row, name) for name in names),
+            *row[fields:],
         )
 
 
