@@ -9,7 +9,7 @@ engines whatever SQL would do with the text; the grains are those of the SQL vie
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import Connection
@@ -86,13 +86,20 @@ def _delivery(conn: Connection, tables: ProjectionTables, params: ReportParams) 
             g[index[status]] += 1
     for key in sorted(groups, key=sort_key):
         g = groups[key]
-        rate = (Decimal(g[1]) / Decimal(g[0])).quantize(RATE_PLACES, ROUND_HALF_EVEN)
+        # Delivered among the messages that reached a final status (as v_delivery_daily):
+        # one still in flight is no failure yet; none final, no rate.
+        finals = g[0] - g[5]
+        rate = (
+            (Decimal(g[1]) / Decimal(finals)).quantize(RATE_PLACES, ROUND_HALF_UP)
+            if finals
+            else None
+        )
         yield (*key, *g, rate)
 
 
 DELIVERY = Report(
     name="delivery",
-    version=1,
+    version=2,
     grain="day x carrier",
     columns=(
         Field("day", DATE, "UTC day of accepted_at"),
@@ -103,7 +110,11 @@ DELIVERY = Report(
         Field("rejected", INT, "final status 16"),
         Field("no_funds", INT, "final status 52"),
         Field("in_progress", INT, "not final yet"),
-        Field("delivery_rate", RATIO, "delivered / messages, 4 places, half-even"),
+        Field(
+            "delivery_rate",
+            RATIO,
+            "delivered / final messages, 4 places, half-up; empty when none is final",
+        ),
     ),
     compute=_delivery,
 )

@@ -79,10 +79,11 @@ def test_partner_and_carrier_filters(db: Database, db_url: str, tmp_path: Path) 
     assert [r["partner"] for r in _csv(result.stdout)] == ["uk"]
     result = _run(tmp_path, db_url, "report", "delivery", *MONTH, "--carrier", "mts",
                   "--format", "csv")  # fmt: skip
+    # One delivered of the one final message: the one in flight is no failure yet.
     assert _csv(result.stdout) == [
         {"day": "2026-01-15", "carrier": "mts", "messages": "2", "delivered": "1",
          "not_delivered": "0", "rejected": "0", "no_funds": "0", "in_progress": "1",
-         "delivery_rate": "0.5"},
+         "delivery_rate": "1"},
     ]  # fmt: skip
 
 
