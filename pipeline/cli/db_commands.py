@@ -77,7 +77,7 @@ def grant(role: str, reporting: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def backup(file: Path, force: bool) -> None:
-    """Copy the database to FILE while the service keeps running (docs/operations.md).
+    """Copy the database to FILE while the service keeps running (README: Backups).
 
     SQLite: a copy of the database file by SQLite's online backup API. PostgreSQL:
     pg_dump --format=custom. Written to FILE.partial and renamed when complete.
