@@ -1,10 +1,12 @@
-"""``smsrecon db``: create and inspect the schema."""
+"""``smsrecon db``: create and inspect the schema, grant roles, take backups."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from pipeline.cli.context import EXIT_USAGE, app_context, fail
+from pipeline.cli.context import EXIT_FAILURE, EXIT_USAGE, app_context, fail
 from pipeline.db import schema
 
 
@@ -69,3 +71,25 @@ def grant(role: str, reporting: bool) -> None:
         click.echo(f"{role} may now read the reporting views and nothing else")
     else:
         click.echo(f"{role} may now run the app; keep migrations and replay with the owner")
+
+
+@db.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def backup(file: Path, force: bool) -> None:
+    """Copy the database to FILE while the service keeps running (README: Backups).
+
+    SQLite: a copy of the database file by SQLite's online backup API. PostgreSQL:
+    pg_dump --format=custom. Written to FILE.partial and renamed when complete.
+    """
+    from pipeline.db.backup import BackupError, BackupExists, BackupToolMissing, back_up
+
+    database = app_context().database()
+    try:
+        result = back_up(database, file, force=force)
+    except (BackupExists, BackupToolMissing) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (BackupError, OSError) as exc:
+        fail(str(exc), EXIT_FAILURE)
+    click.echo(result.line())
+    click.echo(result.restore)

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Connection, Select, Table
@@ -189,6 +190,17 @@ class Backend(ABC):
     @abstractmethod
     def now_sql(self) -> str:
         """SQL of the current time, comparable with a time column."""
+
+    # -- backups (``pipeline.db.backup`` does the file handling around these) ------------
+
+    @abstractmethod
+    def copy_database(self, db: Database, path: Path) -> int:
+        """Write a consistent copy of ``db`` to the new file ``path`` while others keep
+        writing; the highest log position in the copy. Raises BackupError."""
+
+    @abstractmethod
+    def restore_hint(self, db: Database, path: Path) -> str:
+        """How to restore the copy at ``path`` over ``db`` (never with a password)."""
 
     def driver_errors(self, conn: Connection) -> tuple[type[BaseException], ...]:
         """What the driver raises for a stored value it cannot load."""

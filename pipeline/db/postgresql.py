@@ -13,9 +13,20 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Connection, Numeric, Select, Table, cast, func, text, type_coerce
+from sqlalchemy import (
+    Connection,
+    Numeric,
+    Select,
+    Table,
+    cast,
+    func,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -131,6 +142,25 @@ class PostgreSQLBackend(Backend):
 
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+
+    def copy_database(self, db: Database, path: Path) -> int:
+        # The head is read in the very snapshot pg_dump then copies (exported from this
+        # transaction, which stays open until the dump is done), so it is the copy's own.
+        from pipeline.db.pgdump import dump
+        from pipeline.db.tables import events
+
+        with db.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                snapshot = str(conn.scalar(text("SELECT pg_export_snapshot()")))
+                head = int(conn.scalar(select(func.max(events.c.position))) or 0)
+                dump(db.engine.url, path, snapshot=snapshot)
+        return head
+
+    def restore_hint(self, db: Database, path: Path) -> str:
+        from pipeline.db.pgdump import libpq_url
+
+        return f"restore: pg_restore --clean --if-exists -d {libpq_url(db.engine.url)} {path}"
 
     def units_as_decimal_sql(self, units: str, scale: int | str) -> str:
         # NUMERIC division rounds to a scale of its own choosing (about 16 significant

@@ -8,6 +8,7 @@ database, which the operating system releases when the process dies.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -50,11 +51,15 @@ class _MinorUnits(TypeDecorator[Any]):
         return None if value is None else Decimal(int(value)).scaleb(-self.scale)
 
 
-def lock_file_for(db: Database) -> Path:
+def database_file(db: Database) -> Path:
     database = db.engine.url.database
     if not database or database == ":memory:":
-        raise ValueError("the projector lock needs an SQLite database file, not :memory:")
-    return Path(f"{database}.projector.lock")
+        raise ValueError("this needs an SQLite database file, not :memory:")
+    return Path(database)
+
+
+def lock_file_for(db: Database) -> Path:
+    return Path(f"{database_file(db)}.projector.lock")
 
 
 class SQLiteBackend(Backend):
@@ -145,6 +150,22 @@ class SQLiteBackend(Backend):
         page_size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
         return int(pages) * int(page_size)
 
+    def copy_database(self, db: Database, path: Path) -> int:
+        # One step of the backup API (all pages at once) copies within one read
+        # transaction: under WAL that is a snapshot, and writers carry on beside it.
+        from pipeline.db.backup import BackupError
+
+        try:
+            return _copy_file(database_file(db), path)
+        except sqlite3.Error as exc:
+            raise BackupError(f"SQLite backup failed: {exc}") from exc
+
+    def restore_hint(self, db: Database, path: Path) -> str:
+        return (
+            f"restore: stop smsrecon, remove {database_file(db)}-wal and -shm if present, "
+            f"then copy {path} to {database_file(db)}"
+        )
+
     def units_as_decimal_sql(self, units: str, scale: int | str) -> str:
         # Integer division and modulo of the absolute value, the sign put back as text:
         # exact for every 64-bit sum, and -0.05 keeps its sign (-5 / 100 is 0).
@@ -188,6 +209,21 @@ def _units_text(units: str, scale: int) -> str:
         f"CASE WHEN {units} < 0 THEN '-' ELSE '' END, abs({units}) / {unit}, "
         f"abs({units}) % {unit}) END)"
     )
+
+
+def _copy_file(source_file: Path, path: Path) -> int:
+    source = sqlite3.connect(source_file, timeout=30)
+    try:
+        target = sqlite3.connect(path)
+        try:
+            source.backup(target)
+            # The copy is one self-contained file: no -wal beside it to go missing.
+            target.execute("PRAGMA journal_mode=DELETE")
+            return int(target.execute("SELECT max(position) FROM events").fetchone()[0] or 0)
+        finally:
+            target.close()
+    finally:
+        source.close()
 
 
 @contextmanager
