@@ -94,6 +94,7 @@ def test_delivery_report_and_view_agree_per_carrier(
 
 def test_delivery_rate_of_report_and_view_agree(db: Database, db_url: str, tmp_path: Path) -> None:
     _seeded(db)
+
     def rate(value: object) -> Decimal | None:
         return None if value in (None, "") else Decimal(str(value))
 
