@@ -373,18 +373,8 @@ def _advance_clock(work: _Batch, event: StoredEvent) -> None:
             detail = {"reason": "reports but no message.accepted", "first_position": position}
         if kind in LINE_TIMERS:
             detail.update(_line_money(work, position))
-        open_mismatch(
-            work.conn,
-            message_id=None if uncorrelated else message_id,
-            subject=subject,
-            kind=mismatch_kind,
-            origin=origin,
-            detail=detail,
-            now=event.recorded_at,
-            position=event.position,
-            table=work.tables.mismatches,
-        )
-        work.result.opened += 1
+        _open(work, None if uncorrelated else message_id, subject, mismatch_kind, origin,
+              detail, event)  # fmt: skip
 
 
 #: Held-row kinds: what expires, and the mismatch (kind, origin) it opens then.
@@ -676,18 +666,7 @@ def _invoice_total(work: _Batch, row: dict[str, Any], at: StoredEvent) -> None:
     if detail is None:
         _resolve(work, None, subject, KIND_INVOICE_TOTAL_MISMATCH, at, ORIGIN_INVOICE)
         return
-    open_mismatch(
-        work.conn,
-        message_id=None,
-        subject=subject,
-        kind=KIND_INVOICE_TOTAL_MISMATCH,
-        origin=ORIGIN_INVOICE,
-        detail=detail,
-        now=at.recorded_at,
-        position=at.position,
-        table=work.tables.mismatches,
-    )
-    work.result.opened += 1
+    _open(work, None, subject, KIND_INVOICE_TOTAL_MISMATCH, ORIGIN_INVOICE, detail, at)
 
 
 def _refold(work: _Batch, message_id: str, at: StoredEvent) -> None:
@@ -726,17 +705,7 @@ def _diff_conditions(
     for key, detail in after.items():
         kind, origin = _kind_origin(key)
         if key not in before:
-            open_mismatch(
-                work.conn,
-                message_id=message_id,
-                kind=kind,
-                origin=origin,
-                detail=detail,
-                now=at.recorded_at,
-                position=at.position,
-                table=work.tables.mismatches,
-            )
-            work.result.opened += 1
+            _open(work, message_id, message_id, kind, origin, detail, at)
         elif before[key] != detail:
             update_detail(
                 work.conn,
@@ -751,6 +720,30 @@ def _diff_conditions(
         if key not in after:
             kind, origin = _kind_origin(key)
             _resolve(work, message_id, message_id, kind, at, origin)
+
+
+def _open(
+    work: _Batch,
+    message_id: str | None,
+    subject: str,
+    kind: str,
+    origin: str,
+    detail: dict[str, Any],
+    at: StoredEvent,
+) -> None:
+    """Open (or refresh) a mismatch at the event ``at``: its position and recorded time."""
+    open_mismatch(
+        work.conn,
+        message_id=message_id,
+        subject=subject,
+        kind=kind,
+        origin=origin,
+        detail=detail,
+        now=at.recorded_at,
+        position=at.position,
+        table=work.tables.mismatches,
+    )
+    work.result.opened += 1
 
 
 def _resolve(
