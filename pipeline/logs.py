@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pipeline import logsafe
 from pipeline.config import LoggingSettings
 
-
 #: Libraries logged at WARNING and above only, unless ``logging.level`` is DEBUG.
 QUIET_LOGGERS = ("aiohttp.access", "alembic", "apscheduler")
 
@@ -65,9 +64,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            UtcFormatter(TEXT_FORMAT, TEXT_DATEFMT)
-        )
+        handler.setFormatter(UtcFormatter(TEXT_FORMAT, TEXT_DATEFMT))
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_smsrecon", False):

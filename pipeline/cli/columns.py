@@ -87,10 +87,12 @@ class Columns:
     def line(self, row: Sequence[str]) -> str:
         cells = []
         for i, cell in enumerate(row):
-            if i < len(self.widths):
-                cells.append(cell.rjust(self.widths[i]) if self.right[i] else cell.ljust(self.widths[i]))
-            else:
+            if i >= len(self.widths):
                 cells.append(cell)
+            elif self.right[i]:
+                cells.append(cell.rjust(self.widths[i]))
+            else:
+                cells.append(cell.ljust(self.widths[i]))
         return "  ".join(cells).rstrip()
 
     def header(self) -> str:

@@ -84,12 +84,11 @@ def sandbox(
     verbose: bool,
 ) -> None:
     """Run a strict local Altegio until SIGTERM or Ctrl-C (see docs/sandbox.md)."""
+    from pipeline.config import MIN_SECRET_LENGTH, LoggingSettings
+    from pipeline.logs import configure_logging
     from pipeline.sandbox import SandboxConfig, SandboxConfigError, parse_fault_spec
     from pipeline.sandbox.app import build_sandbox_app
     from pipeline.sandbox.runner import runner_options
-
-    from pipeline.config import MIN_SECRET_LENGTH, LoggingSettings
-    from pipeline.logs import configure_logging
 
     for token in (*tokens, *forbidden_tokens):
         logsafe.register_secret(token)
