@@ -10,6 +10,14 @@ from datetime import UTC, datetime
 from pipeline import logsafe
 from pipeline.config import LoggingSettings
 
+#: Libraries logged at WARNING and above only, unless ``logging.level`` is DEBUG.
+QUIET_LOGGERS = ("aiohttp.access", "alembic", "apscheduler")
+
+#: The one text format of every smsrecon process (``run``, the one-shot commands and
+#: ``sandbox``): UTC, ISO 8601 with a ``Z``.
+TEXT_FORMAT = "%(asctime)sZ %(levelname)s %(name)s: %(message)s"
+TEXT_DATEFMT = "%Y-%m-%dT%H:%M:%S"
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log collectors; times in UTC."""
@@ -56,9 +64,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            UtcFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-        )
+        handler.setFormatter(UtcFormatter(TEXT_FORMAT, TEXT_DATEFMT))
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_smsrecon", False):
@@ -66,8 +72,9 @@ def configure_logging(settings: LoggingSettings) -> None:
     handler._smsrecon = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.level)
-    # Per-request access lines and alembic's chatter on every schema check are noise
-    # unless debugging.
+    # Per-request access lines, alembic's chatter on every schema check and APScheduler's
+    # line for every job run (every few seconds inside ``run``) are noise unless debugging:
+    # they would bury the jobs' own summaries. Their warnings and errors still show.
     quiet = logging.WARNING if settings.level != "DEBUG" else logging.DEBUG
-    for name in ("aiohttp.access", "alembic"):
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(quiet)

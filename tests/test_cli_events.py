@@ -138,3 +138,33 @@ def test_an_unreachable_database_is_one_line_not_a_traceback() -> None:
         assert result.returncode == code, result.stderr
         assert "Traceback" not in result.stderr and "pw-not-shown" not in result.stderr
         assert result.stderr.startswith("smsrecon: ") and "Connection refused" in result.stderr
+
+
+def test_tail_table_has_a_header_aligned_columns_and_one_utc_time_format(
+    db_url: str, tmp_path: Path
+) -> None:
+    events = [
+        {**EVENTS[0], "occurred_at": "2026-01-15T10:30:00.250Z"},
+        EVENTS[1],
+        {**EVENTS[1], "carrier_message_id": "a-much-longer-carrier-message-id-0001",
+         "dedup_key": "dlr:mts:long:1"},
+    ]  # fmt: skip
+    run("events", "append", str(jsonl(tmp_path, events)), url=db_url)
+    result = run("events", "tail", url=db_url)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:3] == ["position", "occurred_at", "(UTC)"]
+    assert len(rows) == 3
+    # Every column starts where its header does, whatever the width of the values.
+    starts = [header.index(name) for name in ("type", "message_id", "carrier/id", "payload")]
+    for row in rows:
+        for start in starts:
+            assert row[start - 2 : start] == "  " and row[start] != " ", (row, start)
+    times = [row.split()[1] for row in rows]
+    assert times == ["2026-01-15T10:30:00Z", "2026-01-15T10:31:00Z", "2026-01-15T10:31:00Z"]
+
+
+def test_tail_says_in_its_help_that_it_shows_only_the_last_events_without_after() -> None:
+    result = CliRunner().invoke(cli, ["events", "tail", "--help"])
+    assert result.exit_code == 0
+    assert "only the last LIMIT events (20)" in " ".join(result.output.split())

@@ -133,3 +133,35 @@ def test_show_gives_one_mismatch_in_full_with_its_money_as_text(db: Database, db
     unknown = smsrecon(db_url, "mismatches", "show", "999")
     assert unknown.exit_code == 1
     assert unknown.output.strip() == "smsrecon: no mismatch with id 999"
+
+
+def test_list_has_a_header_and_cuts_a_long_detail_between_whole_members(
+    db: Database, db_url: str
+) -> None:
+    detail = {
+        "conflict": "DELIVRD then UNDELIV",
+        "first": {"carrier": "mts", "position": 17, "raw_status": "DELIVRD"},
+        "second": {"carrier": "mts", "position": 42, "raw_status": "UNDELIV"},
+        "reports": ["a" * 30, "b" * 30, "c" * 30],
+    }
+    with db.write() as conn:
+        open_mismatch(conn, message_id="m-long", subject="m-long", kind="conflicting_final",
+                      origin="projector", detail=detail,
+                      now=datetime(2026, 1, 15, 10, 30, 5, tzinfo=UTC))  # fmt: skip
+    table = smsrecon(db_url, "mismatches", "list")
+    assert table.exit_code == 0, table.output
+    header, row, footer = table.output.splitlines()
+    assert header.split()[:4] == ["id", "status", "kind", "subject"]
+    assert footer == "1 mismatch(es)"
+    assert row.index("conflicting_final") == header.index("kind")
+    assert row.index("2026-01-15T10:30:05Z") == header.index("opened (UTC)")
+    shown = row[header.index("detail") :]
+    assert shown.endswith(", …}") and len(shown) <= 80
+    # What is shown is whole members: closing the cut gives valid JSON with the same values.
+    kept = json.loads(shown.removesuffix(", …}") + "}")
+    assert kept and all(detail[key] == value for key, value in kept.items())
+
+    wide = smsrecon(db_url, "mismatches", "list", "--wide")
+    assert wide.exit_code == 0, wide.output
+    wide_row = wide.output.splitlines()[1]
+    assert json.loads(wide_row[wide_row.index("{") :]) == detail

@@ -52,3 +52,16 @@ def test_configure_logging_itself_masks_the_records_of_every_logger(
         library.info("calling with %s", TOKEN)
     assert caplog.records[-1].getMessage() == "calling with ***"
     assert TOKEN not in caplog.records[-1].msg and not caplog.records[-1].args
+
+
+def test_apscheduler_job_runs_are_quiet_at_info_and_shown_at_debug() -> None:
+    """Inside `run` APScheduler logs every job run every few seconds; at INFO that buries
+    the jobs' own summary lines, so its loggers show only warnings unless debugging."""
+    configure_logging(LoggingSettings(level="INFO"))
+    for name in ("apscheduler", "apscheduler.executors.default", "apscheduler.scheduler"):
+        logger = logging.getLogger(name)
+        assert not logger.isEnabledFor(logging.INFO), name
+        assert logger.isEnabledFor(logging.WARNING), name
+    assert logging.getLogger("smsrecon.jobs.dispatch").isEnabledFor(logging.INFO)
+    configure_logging(LoggingSettings(level="DEBUG"))
+    assert logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.INFO)

@@ -1,7 +1,9 @@
 """What every command shares: settings, the database, and the way errors reach the user.
 
 Commands exit 0 on success, 1 when the work itself found a failure (a verify difference,
-a failed run), 2 for a usage, configuration or schema problem, 3 when input was quarantined.
+a failed run), 2 for a usage, configuration or schema problem, 3 when input was quarantined,
+4 when a check did not run because another process held what it needs (``replay`` while
+another projector is active): a scheduled check must never pass by doing nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
+EXIT_NOT_RUN = 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -3,7 +3,7 @@
 ``dispatch`` exits 0 when the run went through (transient failures are retried later and
 are not a failure), 1 when it left something for a person: a message parked or expired, or
 a partner's circuit opened or still open (see docs/dispatcher.md), 2 for configuration or
-schema problems.
+schema problems, a configured partner's token variable unset or too short included.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ def _setup_logging() -> None:
 def dispatch(until_idle: bool, limit: int | None) -> None:
     """Send changed statuses to Altegio (one round, or until idle)."""
     from pipeline.dispatch.dispatcher import dispatch_once
+    from pipeline.dispatch.routes import PartnerTokens
 
     _setup_logging()
     app = app_context()
+    PartnerTokens(app.settings).require_all()  # a missing token: exit 2, before any work
     summary = dispatch_once(app.database(), app.settings, until_idle=until_idle, limit=limit)
     click.echo(summary.line())
     if summary.needs_attention:

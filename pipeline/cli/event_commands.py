@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.columns import Columns, json_text, utc_text
 from pipeline.cli.context import EXIT_USAGE, app_context, fail, progress
 from pipeline.eventlog import NewEvent, append, read
 from pipeline.eventlog.files import EventFileError, parse_event_lines
-from pipeline.eventlog.model import UnreadableEvent
+from pipeline.eventlog.model import EVENT_TYPES, UnreadableEvent
 from pipeline.eventlog.stats import log_stats
 
 CHUNK = 1000
@@ -57,21 +58,47 @@ def append_command(file: Path) -> None:
 
 
 @events.command()
-@click.option("--after", type=int, default=None, help="Show events after this position.")
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--after",
+    type=int,
+    default=None,
+    help="Show events after this position (default: only the last LIMIT events).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Events per page; without --after, how many of the last events are shown.",
+)
 @click.option("--follow", is_flag=True, help="Keep printing new events as they arrive.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between polls.")
 def tail(after: int | None, limit: int, follow: bool, fmt: str, poll: float) -> None:
-    """Print events in position order (the last LIMIT when --after is not given)."""
+    """Print events in position order.
+
+    Without --after only the last LIMIT events (20) are shown; page through the whole log
+    with --after 0 and then the last position printed. The table's times are UTC.
+    """
     database = app_context().database()
     if after is None:
         last = log_stats(database).last_position
         after = max(0, last - limit)
+    columns = Columns(EVENT_HEADERS, EVENT_WIDTHS, (True, False, False, False, False))
+    header_shown = False
     while True:
         batch = read(database, after=after, limit=limit if not follow else 1000)
-        for event in batch.events:
-            click.echo(_format(event, fmt))
+        if fmt == "jsonl":
+            for event in batch.events:
+                click.echo(json.dumps(event.as_json(), ensure_ascii=False, sort_keys=True))
+        elif batch.events:
+            rows = [_event_row(event) for event in batch.events]
+            if not header_shown:
+                columns.fit(rows)  # a streamed listing keeps its first widths
+                click.echo(columns.header())
+                header_shown = True
+            for row in rows:
+                click.echo(columns.line(row))
         after = batch.next_checkpoint
         if not follow:
             return
@@ -79,18 +106,24 @@ def tail(after: int | None, limit: int, follow: bool, fmt: str, poll: float) -> 
             time.sleep(poll)
 
 
-def _format(event, fmt: str) -> str:  # type: ignore[no-untyped-def]
-    if fmt == "jsonl":
-        return json.dumps(event.as_json(), ensure_ascii=False, sort_keys=True)
-    ids = event.message_id or "-"
+EVENT_HEADERS = ("position", "occurred_at (UTC)", "type", "message_id", "carrier/id", "payload")
+EVENT_WIDTHS = (10, 20, max(len(t) for t in EVENT_TYPES), 12, 16)
+
+
+def _event_row(event) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
     carrier = f"{event.carrier or '-'}/{event.carrier_message_id or '-'}"
-    payload = json.dumps(event.payload, ensure_ascii=False, sort_keys=True)
+    payload = json_text(event.payload)
     if isinstance(event, UnreadableEvent):
         # Shown as stored: the projector skips it (an unreadable_event mismatch says why).
-        line = f"{event.position:>10}  {event.occurred_at!s:<27} {event.type!s:<22} {ids:<16}"
-        return f"{line} {carrier:<24} {payload}  [unreadable: {event.error}]"
-    occurred = event.occurred_at.isoformat().replace("+00:00", "Z")
-    return f"{event.position:>10}  {occurred}  {event.type:<22} {ids:<16} {carrier:<24} {payload}"
+        payload = f"{payload}  [unreadable: {event.error}]"
+    return (
+        str(event.position),
+        utc_text(event.occurred_at),
+        event.type or "-",
+        event.message_id or "-",
+        carrier,
+        payload,
+    )
 
 
 @events.command()

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli.columns import Columns, json_summary, json_text, utc_text
 from pipeline.cli.context import EXIT_FAILURE, app_context, fail
 from pipeline.mismatches import ACKNOWLEDGED, OPEN, RESOLVED, Mismatch, MismatchError
 
@@ -20,14 +21,25 @@ def mismatches() -> None:
     """Mismatches: conflicting reports, refusals by Altegio, missing tariffs, …"""
 
 
+#: Characters of a mismatch's JSON detail a table row shows (cut between whole members).
+DETAIL_WIDTH = 80
+MISMATCH_HEADERS = ("id", "status", "kind", "subject", "opened (UTC)", "at stake / invoice")
+
+
 @mismatches.command("list")
 @click.option("--status", type=click.Choice(STATUSES), default=OPEN, show_default=True)
 @click.option("--kind", default=None, help="Only this kind (e.g. conflicting_final).")
 @click.option("--message", "message_id", default=None, help="Only this message.")
 @click.option("--limit", type=click.IntRange(1), default=None)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help=f"Show each detail in full (the table cuts it to {DETAIL_WIDTH} characters, "
+    "between whole members, ending with …).",
+)
 def list_command(
-    status: str, kind: str | None, message_id: str | None, limit: int | None, fmt: str
+    status: str, kind: str | None, message_id: str | None, limit: int | None, fmt: str, wide: bool
 ) -> None:
     """List mismatches, oldest first (open ones by default)."""
     from pipeline.mismatches import list_mismatches
@@ -45,18 +57,32 @@ def list_command(
         for m in rows:
             click.echo(json_line(m))
         return
-    for m in rows:
-        detail = json.dumps(m.detail, ensure_ascii=False, sort_keys=True, default=str)
-        money = "".join(
-            f"  {label} {value}"
-            for label, value in (("at stake", at_stake_text(m)), ("invoice", m.invoice_id))
-            if value
-        )
-        click.echo(
-            f"#{m.id:<6} {m.status:<12} {m.kind:<24} {m.message_id or m.subject:<16} "
-            f"{m.opened_at:%Y-%m-%d %H:%M}Z{money}  {detail[:100]}"
-        )
+    table = [_row(m, wide=wide) for m in rows]
+    if table:
+        columns = Columns((*MISMATCH_HEADERS, "detail"), (1,) * 6, (False,) * 6)
+        columns.fit(table)
+        click.echo(columns.header())
+        for row in table:
+            click.echo(columns.line(row))
     click.echo(f"{len(rows)} mismatch(es)")
+
+
+def _row(m: Mismatch, *, wide: bool) -> tuple[str, ...]:
+    money = "  ".join(
+        f"{label} {value}"
+        for label, value in (("at stake", at_stake_text(m)), ("invoice", m.invoice_id))
+        if value
+    )
+    detail = json_text(m.detail) if wide else json_summary(m.detail, DETAIL_WIDTH)
+    return (
+        f"#{m.id}",
+        m.status,
+        m.kind,
+        m.message_id or m.subject,
+        utc_text(m.opened_at),
+        money or "-",
+        detail,
+    )
 
 
 @mismatches.command("show")

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
-from pipeline.cli.context import EXIT_FAILURE, app_context, fail, friendly_errors, progress
+from pipeline.cli.context import (
+    EXIT_FAILURE,
+    EXIT_NOT_RUN,
+    app_context,
+    fail,
+    friendly_errors,
+    progress,
+)
+from pipeline.db.engine import Database
 from pipeline.domain.tariffs import TariffError
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.runner import checkpoint_position, fold_rules, head_position, run_project
@@ -57,10 +68,18 @@ def project(batch_size: int | None, max_events: int | None, wait: bool) -> None:
 @click.option("--verify", "mode", flag_value="verify", help="Fold from scratch and compare.")
 @click.option("--rebuild", "mode", flag_value="rebuild", help="Fold from scratch and swap in.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
-@click.option("--wait", is_flag=True, help="Wait for an active projector instead of exiting.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for an active projector to finish instead of exiting 4 (for cron).",
+)
 @friendly_errors
 def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
-    """Fold the whole log from scratch: --verify compares, --rebuild replaces the read model."""
+    """Fold the whole log from scratch: --verify compares, --rebuild replaces the read model.
+
+    While another projector is active it does nothing and exits 4 (not 0: a scheduled
+    verify that checked nothing must not look like one that passed); --wait waits instead.
+    """
     from pipeline.projector import replay as replaying
 
     if mode is None:
@@ -79,10 +98,11 @@ def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
     record_or_fail(database, settings)
     size = batch_size or settings.projector.batch_size
     grace = settings.projector.correlation_grace
-    with projector_lock(database, wait=wait) as acquired:
+    with _replay_lock(database, wait=wait) as acquired:
         if not acquired:
-            click.echo(f"{BUSY}; nothing done")
-            return
+            done = "verified" if mode == "verify" else "rebuilt"
+            click.echo(f"{BUSY}; nothing {done} (--wait waits for it)")
+            raise SystemExit(EXIT_NOT_RUN)
         target = checkpoint_position(database) if mode == "verify" else head_position(database)
         with progress(target, f"replay --{mode}", enabled=target > 0) as bar:
             if mode == "rebuild":
@@ -105,3 +125,16 @@ def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
         )
         raise SystemExit(EXIT_FAILURE)
     click.echo(f"replay matches message_state (up to position {upto})")
+
+
+@contextmanager
+def _replay_lock(database: Database, *, wait: bool) -> Iterator[bool]:
+    """The projector lock; with ``wait``, says on stderr that it waits before blocking, so a
+    log shows why a scheduled replay took long."""
+    with projector_lock(database, wait=False) as acquired:
+        if acquired or not wait:
+            yield acquired
+            return
+    click.echo(f"{BUSY}; waiting for it to finish", err=True)
+    with projector_lock(database, wait=True) as acquired:
+        yield acquired

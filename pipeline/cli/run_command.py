@@ -24,11 +24,15 @@ def run(host: str | None, port: int | None) -> None:
     flushes the ingest write queue, and exits 0.
     """
     from jobs.scheduler import build_scheduler
+    from pipeline.dispatch.routes import PartnerTokens
     from pipeline.ingest.exposure import exposure_warning
     from pipeline.ingest.server import build_ingest_app
 
     ctx = app_context()
     settings = ctx.settings
+    # Every partner's token before anything starts: a missing one is exit 2, not a
+    # dispatcher that quietly retries each message until it expires.
+    PartnerTokens(settings).require_all()
     host = host or settings.ingest.host
     # Before the database or the socket: an exposed route without auth never starts.
     warning = exposure_warning(settings, host)

@@ -84,17 +84,18 @@ def sandbox(
     verbose: bool,
 ) -> None:
     """Run a strict local Altegio until SIGTERM or Ctrl-C (see docs/sandbox.md)."""
+    from pipeline.config import MIN_SECRET_LENGTH, LoggingSettings
+    from pipeline.logs import configure_logging
     from pipeline.sandbox import SandboxConfig, SandboxConfigError, parse_fault_spec
     from pipeline.sandbox.app import build_sandbox_app
     from pipeline.sandbox.runner import runner_options
 
     for token in (*tokens, *forbidden_tokens):
         logsafe.register_secret(token)
-    logsafe.install()
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # The same UTC format as every other smsrecon process, so logs side by side line up.
+    configure_logging(LoggingSettings(level="INFO" if verbose else "WARNING"))
+    if verbose:
+        logging.getLogger("aiohttp.access").setLevel(logging.INFO)  # the request lines
     try:
         config = SandboxConfig(
             tokens=tokens,
@@ -109,6 +110,14 @@ def sandbox(
         )
     except SandboxConfigError as exc:
         fail(f"sandbox: {exc}", EXIT_USAGE)
+    if any(len(token) < MIN_SECRET_LENGTH for token in (*tokens, *forbidden_tokens)):
+        # Masked in every log line, a short token would also be masked inside ordinary
+        # words ("x" turns "executed" into "e***ecuted"); never echoed.
+        fail(
+            f"sandbox: a --token or --forbidden-token is shorter than {MIN_SECRET_LENGTH} "
+            "characters; use a longer one",
+            EXIT_USAGE,
+        )
 
     def ready(url: str) -> None:
         fault_text = faults.strip() or "none"

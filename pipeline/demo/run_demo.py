@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,7 +252,27 @@ def run_demo(path: Path = DEFAULT_DATABASE, database_url: str | None = None) -> 
         asyncio.run(_run(database, database_url, config_path))
     finally:
         database.dispose()
+    command = f"{smsrecon_command()} --config {shlex.quote(str(config_path))}"
     click.echo(
-        f"\nNext: `.venv/bin/smsrecon --config {config_path} explain 232681` shows the audit"
-        f" trail of one message; `… --config {config_path} events tail` the raw log."
+        f"\nNext: `{command} explain 232681` shows the audit trail of one message;"
+        f" `{command} events tail --after 0` the raw log."
     )
+
+
+def smsrecon_command() -> str:
+    """How to run this installation's ``smsrecon`` from the current directory.
+
+    ``make demo`` installs into ``.venv`` without activating it, so a bare ``smsrecon`` is
+    usually not on PATH: the follow-ups name the script beside this interpreter
+    (``.venv/bin/smsrecon``), or ``python -m pipeline`` when there is no script.
+    """
+    script = Path(sys.executable).parent / "smsrecon"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m pipeline"
+    on_path = shutil.which("smsrecon")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "smsrecon"
+    try:
+        return shlex.quote(str(script.absolute().relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))

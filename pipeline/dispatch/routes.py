@@ -39,6 +39,13 @@ class PartnerTokens:
             raise value
         return value
 
+    def require_all(self) -> None:
+        """Read every configured partner's token now; ConfigError for the first missing or
+        too short. Commands call it at start-up, so a token variable missing from cron's
+        environment is exit 2 at once, not a quiet run that retries each message later."""
+        for partner in sorted(self._settings.altegio.partners):
+            self.token(partner)
+
     def _read(self, partner: str) -> str | ConfigError:
         config = self._settings.altegio.partners.get(partner)
         if config is None:

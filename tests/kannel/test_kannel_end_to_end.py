@@ -31,8 +31,8 @@ from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.eventlog import StoredEvent, read
 from pipeline.ingest.server import build_ingest_app
+from pipeline.smsc.simulator import Outcome, SmscSimulator, Status
 from tests.kannel.gateway import KannelGateway, kannel_binaries
-from tests.kannel.smsc_simulator import Outcome, SmscSimulator, Status
 
 CARRIER = "kannel_sim"
 TOKEN_ENV = "SMSRECON_TEST_KANNEL_TOKEN"

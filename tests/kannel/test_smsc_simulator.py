@@ -6,12 +6,16 @@ These talk to the simulator over a real socket, as a minimal ESME would.
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
 import struct
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.kannel.smsc_simulator import (
+from pipeline.smsc.command import parse_outcome
+from pipeline.smsc.simulator import (
     TAG_MESSAGE_STATE,
     TAG_RECEIPTED_MESSAGE_ID,
     Command,
@@ -155,3 +159,50 @@ async def test_unbind_is_answered_and_ends_the_session(smsc: SmscSimulator, esme
 def test_an_unknown_stat_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown receipt stat"):
         Outcome("DELIVERED")
+
+
+def test_outcomes_are_parsed_from_the_command_line_forms() -> None:
+    assert parse_outcome("DELIVRD") == Outcome("DELIVRD")
+    assert parse_outcome("enroute,ENROUTE,DELIVRD") == Outcome("DELIVRD", ("ENROUTE", "ENROUTE"))
+    assert parse_outcome("ACCEPTD,none") == Outcome(None, ("ACCEPTD",))
+    assert parse_outcome("refuse") == Outcome(None, submit_status=Status.RINVDSTADR)
+    assert parse_outcome("refuse:0x45") == Outcome(None, submit_status=0x45)
+    for bad in ("", "DELIVERED", "ENROUTE", "DELIVRD,,DELIVRD", "refuse:x", "refuse:0"):
+        with pytest.raises(ValueError):
+            parse_outcome(bad)
+
+
+async def test_the_command_line_simulator_answers_an_esme_as_configured() -> None:
+    """`python -m pipeline.smsc`, as docs/kannel.md runs it for trying Kannel by hand."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipeline.smsc", "--port", "0",
+        "--outcome", "+79160000002=UNDELIV", "--outcome", "79160000003=refuse",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(match.group(1)))
+        esme = Esme(reader, writer)
+        await esme.send(Command.BIND_TRANSCEIVER, 1, bind_body())
+        assert (await esme.receive()).fields == (Command.BIND_TRANSCEIVER_RESP, Status.ROK, 1)
+        await esme.send(Command.SUBMIT_SM, 2, submit_body("79160000002"))
+        assert (await esme.receive()).fields[:2] == (Command.SUBMIT_SM_RESP, Status.ROK)
+        receipt = await esme.receive()
+        assert "stat:UNDELIV" in parse_deliver_sm(receipt.body)[1]
+        await esme.send(Command.SUBMIT_SM, 3, submit_body("79160000003"))
+        assert (await esme.receive()).fields == (Command.SUBMIT_SM_RESP, Status.RINVDSTADR, 3)
+        writer.close()
+        process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err
+    assert b"SMSC simulator stopped" in out
+    log = err.decode()
+    assert "submit_sm to 79160000002 accepted" in log and "stat:UNDELIV" in log
+    assert "submit_sm to 79160000003 refused: command_status 0x0000000B" in log

@@ -76,6 +76,9 @@ def test_serves_on_a_free_port_and_stops_cleanly_on_a_signal(signum: int) -> Non
     assert "/smsprovider/status/callback/*** 200" in err
     assert TOKEN not in out + err
     assert "Traceback" not in err
+    # The same UTC log line format as `smsrecon run` (pipeline.logs).
+    for line in err.strip().splitlines():
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING) \S+: ", line), line
 
 
 @pytest.mark.parametrize(
@@ -85,6 +88,9 @@ def test_serves_on_a_free_port_and_stops_cleanly_on_a_signal(signum: int) -> Non
         (("--token", "t", "--faults", "500=0.7,503=0.7"), "more than 1"),
         (("--token", "t", "--faults", "teapot=0.1"), "fault kind 'teapot' is unknown"),
         (("--token", "t", "--faults", "500"), "expected KIND=RATE"),
+        # A short token would be masked inside ordinary words in every log line.
+        (("--token", "x"), "shorter than 8 characters"),
+        (("--token", TOKEN, "--forbidden-token", "1234567"), "shorter than 8 characters"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +37,20 @@ def test_demo_runs_end_to_end_and_prints_the_results(db_url: str, tmp_path: Path
     assert trail.index("Events") < trail.index("State") < trail.index("Dispatch attempts")
     assert "conflicting_final" in trail
     assert "-> 200: acknowledged" in trail
+
+
+def test_the_demo_s_printed_follow_ups_run_as_printed(tmp_path: Path) -> None:
+    """`make demo` does not activate .venv: the commands it suggests must work without it."""
+    database = tmp_path / "demo.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo", "--database", str(database)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    commands = re.findall(r"`([^`]+)`", result.stdout.split("Next:")[1])
+    assert len(commands) == 2 and all(" --config " in c for c in commands), commands
+    for command in commands:
+        argv = shlex.split(command)
+        followed = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert followed.returncode == 0, (command, followed.stderr)
+        assert followed.stdout.strip()

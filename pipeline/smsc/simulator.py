@@ -1,4 +1,5 @@
-"""An SMPP 3.4 SMSC just big enough to drive a real Kannel bearerbox in tests.
+"""An SMPP 3.4 SMSC just big enough to drive a real Kannel bearerbox, in tests and by hand
+(``python -m pipeline.smsc``, see docs/kannel.md).
 
 Kannel only produces delivery reports when an SMSC answers it, and a real operator is not
 something a test can call. This simulator speaks the handful of PDUs Kannel's `smsc = smpp`
@@ -18,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
 from types import TracebackType
+
+log = logging.getLogger("smsrecon.smsc")
 
 HEADER = struct.Struct(">IIII")
 #: A PDU longer than this is a framing error, not a message (Kannel's own limit is similar).
@@ -275,7 +279,7 @@ async def read_pdu(reader: asyncio.StreamReader) -> Pdu | None:
 
 
 class SmscSimulator:
-    """Listens on 127.0.0.1 (a free port) until closed; use ``async with``.
+    """Listens on ``host``:``port`` (127.0.0.1, a free port) until closed; use ``async with``.
 
     ``outcomes`` maps a destination as Kannel submits it (digits, without the '+') to its
     Outcome; other destinations get ``default``. Message ids are decimal in receipts and
@@ -289,6 +293,8 @@ class SmscSimulator:
         default: Outcome = Outcome(),
         system_id: str = "smsrecon",
         first_message_id: int = 1_000_000_000,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.outcomes = dict(outcomes or {})
         self.default = default
@@ -298,10 +304,11 @@ class SmscSimulator:
         self._ids = itertools.count(first_message_id)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self.port = 0
+        self.host = host
+        self.port = port
 
     async def __aenter__(self) -> SmscSimulator:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -370,8 +377,10 @@ class _Session:
         record = self.smsc.record
         if command in BINDS:
             mode, resp = BINDS[Command(command)]
-            record.binds.append(parse_bind(pdu.body, mode))
+            bind = parse_bind(pdu.body, mode)
+            record.binds.append(bind)
             status = Status.RINVBNDSTS if self.mode else Status.ROK
+            log.info("bind_%s from system_id %r: status 0x%08X", mode, bind.system_id, status)
             self.mode = self.mode or mode
             await self.send(Pdu(resp, status, pdu.sequence, cstring(self.smsc.system_id)))
             self.smsc.bound.set()
@@ -406,6 +415,11 @@ class _Session:
             self.smsc.record.submissions.append(
                 Submission(source, destination, text, registered, outcome.submit_status, None)
             )
+            log.info(
+                "submit_sm to %s refused: command_status 0x%08X",
+                destination,
+                outcome.submit_status,
+            )
             await self.send(Pdu(Command.SUBMIT_SM_RESP, outcome.submit_status, pdu.sequence))
             return
         number = self.smsc.next_message_id()
@@ -415,6 +429,13 @@ class _Session:
         )
         await self.send(
             Pdu(Command.SUBMIT_SM_RESP, Status.ROK, pdu.sequence, cstring(f"{number:x}"))
+        )
+        log.info(
+            "submit_sm to %s accepted: id %s (hex %x), registered_delivery 0x%02X",
+            destination,
+            message_id,
+            number,
+            registered,
         )
         if registered & 0x03 == 0 or self.mode == "transmitter":
             return  # no receipt asked for, or nowhere to deliver it on this bind
@@ -428,3 +449,4 @@ class _Session:
             self.smsc.record.receipts.append(Receipt(message_id, destination, stat, body))
             deliver = deliver_sm_body(destination, source, message_id, stat, body)
             await self.send(Pdu(Command.DELIVER_SM, Status.ROK, next(self._sequence), deliver))
+            log.info("deliver_sm receipt for id %s: stat:%s", message_id, stat)
