@@ -252,6 +252,23 @@ class Soak:
                 + f"; down {self._downtime():.1f}s for the restart",
             )
         )
+        logs = self.run_process.earlier_stderr
+        errors = [line.strip() for line in logs if " ERROR " in line or "Traceback" in line]
+        checks.append(
+            Check(
+                "logs",
+                not any(TOKEN in line for line in logs),
+                f"{len(logs)} log lines from run, the partner token in none"
+                if not any(TOKEN in line for line in logs)
+                else "the partner token appears in run's log",
+            )
+        )
+        if errors:
+            checks[-1] = Check(
+                "logs",
+                checks[-1].ok,
+                checks[-1].detail + f"; {len(errors)} ERROR lines, e.g. {errors[0][:200]!r}",
+            )
         stored = check_stored(self.db, stats.stored_keys)
         checks.append(
             Check(

@@ -86,6 +86,8 @@ class RunProcess:
         self._stdout: list[str] = []
         self._stderr: list[str] = []
         self._readers: list[threading.Thread] = []
+        #: What the stopped processes wrote on stderr (their logs).
+        self.earlier_stderr: list[str] = []
 
     @property
     def pid(self) -> int | None:
@@ -134,10 +136,12 @@ class RunProcess:
             "stopped cleanly" in line for line in self._stdout
         )
         lifetime.stderr_tail = [line.rstrip() for line in self._stderr[-5:]]
+        self.earlier_stderr.extend(self._stderr)
         self.process = None
         return lifetime
 
     def stderr_lines(self) -> list[str]:
+        """The current process's stderr so far."""
         return list(self._stderr)
 
 
