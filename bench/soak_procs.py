@@ -112,6 +112,7 @@ class RunProcess:
         if not banner.wait(timeout) or not self._stdout[0].startswith("smsrecon running"):
             self.process.kill()
             self.process.wait()
+            self.process = None
             tail = "".join(self._stderr[-5:]).strip()
             raise SystemExit(f"smsrecon run did not start: {tail}")
         lifetime = Lifetime(len(self.lifetimes) + 1, self.process.pid, started, time.monotonic())
