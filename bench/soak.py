@@ -59,7 +59,7 @@ from bench.soak_procs import (
     read_proc,
 )
 from bench.soak_traffic import Traffic
-from bench.soak_verdict import CSV_FIELDS, Check, Sample, flat_checks, lag_check, table
+from bench.soak_verdict import CSV_FIELDS, LEGEND, Check, Sample, flat_checks, lag_check, table
 from pipeline.db import schema
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
@@ -131,7 +131,7 @@ class Soak:
             _progress(table([])[0])
             sampling = asyncio.create_task(self._sample_forever())
             restart = asyncio.create_task(self._restart_at(args.duration / 2))
-            await self.traffic.run(args.duration)
+            await self.traffic.run(args.duration, args.settle_timeout)
             await restart
             await self._settle()
             sampling.cancel()
@@ -201,6 +201,7 @@ class Soak:
             state: Probe = await asyncio.to_thread(probe, self.db)
             lifetime = self.run_process.lifetimes[-1]
             stats = self.traffic.stats
+            latencies, stats.latencies = sorted(stats.latencies), []
             phase = "restart" if self.restarting else "settle" if self.settling else "traffic"
             sample = Sample(
                 t=self._t(),
@@ -217,6 +218,8 @@ class Soak:
                 lag_seconds=state.lag_seconds,
                 backlog=state.backlog,
                 sent_2xx=stats.answered_2xx,
+                p50_ms=_quantile(latencies, 0.5),
+                max_ms=_quantile(latencies, 1.0),
                 retries=sum(stats.retries.values()),
             )
             self.samples.append(sample)
@@ -332,6 +335,12 @@ async def _sandbox_received(url: str) -> dict:  # type: ignore[type-arg]
         return await response.json()
 
 
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -359,6 +368,7 @@ def report(soak: Soak, checks: list[Check], backend: str) -> None:
     print()
     for row in table(soak.samples, every):
         print(row)
+    print(LEGEND)
     print()
     for check in checks:
         print(check.line())

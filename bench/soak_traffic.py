@@ -67,6 +67,8 @@ class TrafficStats:
     answered_2xx: int = 0
     dlrs_2xx: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    #: Seconds from sending to a 2xx, since the sampler last took them.
+    latencies: list[float] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     stored_keys: set[str] = field(default_factory=set)
     max_launch_delay: float = 0.0
@@ -81,10 +83,13 @@ class Traffic:
         #: again until it gets a 2xx.
         self.give_up = asyncio.Event()
 
-    async def run(self, seconds: float) -> TrafficStats:
-        """Start messages on schedule for ``seconds``, then wait for every one to finish."""
+    async def run(self, seconds: float, finish_within: float) -> TrafficStats:
+        """Start messages on schedule for ``seconds``, then wait for every one to finish,
+        for ``finish_within`` seconds at most (then the rest give up, counted unfinished)."""
         connector = aiohttp.TCPConnector(limit=32)
-        timeout = aiohttp.ClientTimeout(total=30)
+        # Time spent waiting for one of the client's own connections is not the server's:
+        # only a connect or an answer that takes too long counts as a failure.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
         tasks: set[asyncio.Task[None]] = set()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             started = time.monotonic()
@@ -104,7 +109,10 @@ class Traffic:
                 self.stats.started_messages += 1
                 i += 1
             if tasks:
-                await asyncio.gather(*tasks)
+                _, late = await asyncio.wait(set(tasks), timeout=finish_within)
+                if late:
+                    self.give_up.set()
+                    await asyncio.gather(*late)
         return self.stats
 
     async def _message(self, session: aiohttp.ClientSession, p: Planned, i: int) -> None:
@@ -147,6 +155,7 @@ class Traffic:
         """POST until a 2xx (True), a 4xx (False, recorded) or the hard stop (False)."""
         while not self.give_up.is_set():
             self.stats.requests += 1
+            sent = time.monotonic()
             try:
                 async with session.post(self.base_url + path, json=body) as response:
                     await response.read()
@@ -156,6 +165,7 @@ class Traffic:
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
             if 200 <= status < 300:
+                self.stats.latencies.append(time.monotonic() - sent)
                 self.stats.answered_2xx += 1
                 self.stats.stored_keys.add(key)
                 return True

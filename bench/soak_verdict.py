@@ -34,6 +34,8 @@ class Sample:
     lag_seconds: float
     backlog: int
     sent_2xx: int
+    p50_ms: float | None  # the client's time to a 2xx over the interval: median
+    max_ms: float | None  # and slowest
     retries: int
 
 
@@ -122,7 +124,8 @@ def table(samples: list[Sample], every: int = 1) -> list[str]:
     """The samples as aligned text, every ``every``-th row (and always the last)."""
     head = (
         f"{'t(s)':>6} {'run':>3} {'RSS MiB':>8} {'fds':>4} {'conn':>4} {'thr':>4} {'cpu%':>5} "
-        f"{'events':>8} {'lag ev':>7} {'lag s':>6} {'backlog':>7} {'2xx':>8} {'retry':>6}"
+        f"{'events':>8} {'lag ev':>7} {'lag s':>6} {'backlog':>7} {'2xx':>8} {'p50 ms':>6} "
+        f"{'max ms':>6} {'retry':>6}"
     )
     rows = [head]
     picked = samples[::every]
@@ -131,18 +134,32 @@ def table(samples: list[Sample], every: int = 1) -> list[str]:
     for s in picked:
         rss = "-" if s.rss_kib is None else f"{s.rss_kib / 1024:.1f}"
         cpu = "-" if s.cpu_pct is None else f"{s.cpu_pct:.0f}"
-        run = {"traffic": str(s.lifetime), "restart": "-", "settle": f"{s.lifetime}s"}[s.phase]
+        run = {"traffic": str(s.lifetime), "restart": "-", "settle": f"{s.lifetime}d"}[s.phase]
         rows.append(
             f"{s.t:>6.0f} {run:>3} {rss:>8} {_opt(s.fds):>4} {_opt(s.conns):>4} "
             f"{_opt(s.threads):>4} "
             f"{cpu:>5} {s.events:>8} {s.lag_events:>7} {s.lag_seconds:>6.1f} {s.backlog:>7} "
-            f"{s.sent_2xx:>8} {s.retries:>6}"
+            f"{s.sent_2xx:>8} {_ms(s.p50_ms):>6} {_ms(s.max_ms):>6} {s.retries:>6}"
         )
     return rows
 
 
+LEGEND = (
+    "run: the run process sampled (-: stopping or starting; 1d/2d: draining after the "
+    "traffic); conn: of fds, connections accepted on the ingest port; events: the log's last "
+    "position; lag ev / lag s: events after the projector's checkpoint and the age of the "
+    "oldest; backlog: messages whose payload Altegio has not acknowledged; 2xx, retry: the "
+    "client's answers so far; p50/max ms: the client's time to a 2xx over the sampling interval "
+    "ending at that row (the median and the slowest)"
+)
+
+
 def _opt(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 CSV_FIELDS = (
@@ -160,5 +177,7 @@ CSV_FIELDS = (
     "lag_seconds",
     "backlog",
     "sent_2xx",
+    "p50_ms",
+    "max_ms",
     "retries",
 )
