@@ -52,6 +52,7 @@ from bench.soak_checks import Probe, check_delivered, check_stored, probe
 from bench.soak_procs import (
     CLOCK_TICKS,
     ROOT,
+    DatabaseTarget,
     RunProcess,
     Sandbox,
     free_port,
@@ -103,6 +104,12 @@ class Soak:
         self.args = args
         self.database_url = database_url
         self.db = Database.from_url(database_url)
+        url = self.db.engine.url
+        self.db_target = (
+            DatabaseTarget(port=url.port or 5432)
+            if self.db.is_postgres
+            else DatabaseTarget(path=str(Path(url.database or "").resolve()))
+        )
         self.samples: list[Sample] = []
         self.config = workdir / "config.yaml"
         self.port = free_port()
@@ -190,7 +197,7 @@ class Soak:
         while True:
             next_at += self.args.sample_every
             pid = self.run_process.pid
-            proc = read_proc(pid, self.port) if pid is not None else None
+            proc = read_proc(pid, self.port, self.db_target) if pid is not None else None
             now = time.monotonic()
             cpu = None
             if proc is not None and pid == last_pid:
@@ -211,6 +218,7 @@ class Soak:
                 rss_kib=None if proc is None else proc.rss_kib,
                 fds=None if proc is None else proc.fds,
                 conns=None if proc is None else proc.ingest_connections,
+                db_fds=None if proc is None else proc.database,
                 threads=None if proc is None else proc.threads,
                 cpu_pct=cpu,
                 events=state.events,

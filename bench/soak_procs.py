@@ -163,17 +163,34 @@ def _pump(stream, into: list[str], first_line: threading.Event | None) -> thread
 
 
 @dataclass(frozen=True)
+class DatabaseTarget:
+    """How to tell the database's descriptors: a SQLite file (and its -wal, -shm), or TCP
+    connections to a PostgreSQL port."""
+
+    path: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
 class ProcSample:
     rss_kib: int
     fds: int
     #: Of ``fds``, the connections accepted on the ingest port: how many the client keeps
-    #: open is the client's choice, so "flat" is judged on the other descriptors.
+    #: open is the client's choice.
     ingest_connections: int
+    #: Of ``fds``, the database's: its connection pool fills on demand up to its size.
+    database: int
     threads: int
     cpu_ticks: int
 
+    @property
+    def own_fds(self) -> int:
+        """The descriptors neither the client nor the pool size decides: "flat" is judged
+        on these."""
+        return self.fds - self.ingest_connections - self.database
 
-def read_proc(pid: int, ingest_port: int) -> ProcSample | None:
+
+def read_proc(pid: int, ingest_port: int, database: DatabaseTarget) -> ProcSample | None:
     """VmRSS, open descriptors, threads and CPU time of ``pid``; None once it has gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -184,11 +201,15 @@ def read_proc(pid: int, ingest_port: int) -> ProcSample | None:
             except FileNotFoundError:  # closed between the listing and the read
                 continue
         stat = Path(f"/proc/{pid}/stat").read_text()
-        accepted = _accepted_inodes(pid, ingest_port)
+        accepted, to_database = _socket_inodes(pid, ingest_port, database.port)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fds = len(links)
-    connections = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in accepted)
+    sockets = [link[8:-1] for link in links if link.startswith("socket:[")]
+    connections = sum(1 for inode in sockets if inode in accepted)
+    if database.path is not None:
+        db_fds = sum(1 for link in links if link.startswith(database.path))
+    else:
+        db_fds = sum(1 for inode in sockets if inode in to_database)
     fields = dict(
         line.split(":", 1) for line in status.splitlines() if ":" in line
     )  # "VmRSS:\t  51234 kB"
@@ -197,15 +218,17 @@ def read_proc(pid: int, ingest_port: int) -> ProcSample | None:
     # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     after = stat.rsplit(")", 1)[1].split()
     ticks = int(after[11]) + int(after[12])
-    return ProcSample(rss, fds, connections, threads, ticks)
+    return ProcSample(rss, len(links), connections, db_fds, threads, ticks)
 
 
 LISTEN = "0A"
 
 
-def _accepted_inodes(pid: int, port: int) -> set[str]:
-    """Socket inodes of the TCP connections whose local port is ``port`` (not the listener)."""
-    inodes: set[str] = set()
+def _socket_inodes(pid: int, ingest_port: int, db_port: int | None) -> tuple[set[str], set[str]]:
+    """Inodes of the TCP connections accepted on ``ingest_port`` (not the listener), and of
+    those to ``db_port``."""
+    accepted: set[str] = set()
+    to_database: set[str] = set()
     for table in ("tcp", "tcp6"):
         try:
             lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
@@ -214,6 +237,9 @@ def _accepted_inodes(pid: int, port: int) -> set[str]:
         for line in lines:
             cols = line.split()
             local_port = int(cols[1].rsplit(":", 1)[1], 16)
-            if local_port == port and cols[3] != LISTEN:
-                inodes.add(cols[9])
-    return inodes
+            remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+            if local_port == ingest_port and cols[3] != LISTEN:
+                accepted.add(cols[9])
+            elif db_port is not None and remote_port == db_port:
+                to_database.add(cols[9])
+    return accepted, to_database

@@ -5,7 +5,10 @@ process, so the two halves are judged apart). In each, the samples taken after t
 (the first ``warmup`` seconds of that process, or a quarter of its life if that is
 shorter) are cut in thirds; the median of the last third may exceed the median of the
 first third by at most ``rss_tolerance`` (a fraction) for RSS and by at most
-``fd_tolerance`` descriptors. Fewer than six samples after the warm-up is "n/a" (the run
+``fd_tolerance`` descriptors. Descriptors are counted without the connections accepted on
+the ingest port (as many as the client keeps open) and the database's (SQLite files, or
+PostgreSQL connections: the pool opens them on demand up to its size), which are shown
+beside. Fewer than six samples after the warm-up is "n/a" (the run
 was too short to say), which is printed and does not fail.
 
 Bounded lag: the largest ``lag_seconds`` sampled (the age of the oldest event not yet
@@ -27,6 +30,7 @@ class Sample:
     rss_kib: int | None
     fds: int | None
     conns: int | None  # of fds, connections accepted on the ingest port
+    db_fds: int | None  # of fds, the database's (files or connections)
     threads: int | None
     cpu_pct: float | None
     events: int
@@ -93,15 +97,17 @@ def flat_checks(
                 f"{growth:+.1%} (tolerance +{rss_tolerance:.0%}; {len(steady)} samples)",
             )
         )
-        own = [float(s.fds - s.conns) for s in steady]  # type: ignore[operator]
+        own = [float(s.fds - s.conns - s.db_fds) for s in steady]  # type: ignore[operator]
         f_first, f_last = _thirds(own)
+        conns = [s.conns for s in steady]
+        dbs = [s.db_fds for s in steady]
         checks.append(
             Check(
                 f"fds flat, run #{n}",
                 f_last - f_first <= fd_tolerance,
-                f"median {f_first:.0f} -> {f_last:.0f} besides ingest connections "
-                f"(tolerance +{fd_tolerance}; max {max(own):.0f}, "
-                f"connections {min(s.conns for s in steady)}-{max(s.conns for s in steady)})",  # type: ignore[type-var]
+                f"median {f_first:.0f} -> {f_last:.0f} besides the ingest connections and the "
+                f"database's (tolerance +{fd_tolerance}; max {max(own):.0f}; "
+                f"ingest {min(conns)}-{max(conns)}, database {min(dbs)}-{max(dbs)})",  # type: ignore[type-var]
             )
         )
     return checks
@@ -123,7 +129,8 @@ def lag_check(samples: list[Sample], max_lag_seconds: float) -> Check:
 def table(samples: list[Sample], every: int = 1) -> list[str]:
     """The samples as aligned text, every ``every``-th row (and always the last)."""
     head = (
-        f"{'t(s)':>6} {'run':>3} {'RSS MiB':>8} {'fds':>4} {'conn':>4} {'thr':>4} {'cpu%':>5} "
+        f"{'t(s)':>6} {'run':>3} {'RSS MiB':>8} {'fds':>4} {'conn':>4} {'db':>3} {'thr':>4} "
+        f"{'cpu%':>5} "
         f"{'events':>8} {'lag ev':>7} {'lag s':>6} {'backlog':>7} {'2xx':>8} {'p50 ms':>6} "
         f"{'max ms':>6} {'retry':>6}"
     )
@@ -137,7 +144,7 @@ def table(samples: list[Sample], every: int = 1) -> list[str]:
         run = {"traffic": str(s.lifetime), "restart": "-", "settle": f"{s.lifetime}d"}[s.phase]
         rows.append(
             f"{s.t:>6.0f} {run:>3} {rss:>8} {_opt(s.fds):>4} {_opt(s.conns):>4} "
-            f"{_opt(s.threads):>4} "
+            f"{_opt(s.db_fds):>3} {_opt(s.threads):>4} "
             f"{cpu:>5} {s.events:>8} {s.lag_events:>7} {s.lag_seconds:>6.1f} {s.backlog:>7} "
             f"{s.sent_2xx:>8} {_ms(s.p50_ms):>6} {_ms(s.max_ms):>6} {s.retries:>6}"
         )
@@ -146,7 +153,8 @@ def table(samples: list[Sample], every: int = 1) -> list[str]:
 
 LEGEND = (
     "run: the run process sampled (-: stopping or starting; 1d/2d: draining after the "
-    "traffic); conn: of fds, connections accepted on the ingest port; events: the log's last "
+    "traffic); conn, db: of fds, connections accepted on the ingest port and the database's "
+    "(files or connections); events: the log's last "
     "position; lag ev / lag s: events after the projector's checkpoint and the age of the "
     "oldest; backlog: messages whose payload Altegio has not acknowledged; 2xx, retry: the "
     "client's answers so far; p50/max ms: the client's time to a 2xx over the sampling interval "
@@ -170,6 +178,7 @@ CSV_FIELDS = (
     "rss_kib",
     "fds",
     "conns",
+    "db_fds",
     "threads",
     "cpu_pct",
     "events",
