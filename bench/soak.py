@@ -4,7 +4,8 @@
                                    [--database-url URL] [--sample-every 5] [--csv FILE]
                                    [--json FILE] [--faults SPEC] [--warmup 60]
                                    [--rss-tolerance 0.10] [--fd-tolerance 4]
-                                   [--max-lag-seconds 60] [--settle-timeout 300]
+                                   [--max-lag-seconds 60] [--max-tail-seconds 30]
+                                   [--settle-timeout 300]
                                    [--project-interval 5s] [--dispatch-interval 2s]
 
 ``run`` is a real subprocess on a fresh SQLite file (or ``--database-url``, an empty
@@ -25,7 +26,10 @@ After the traffic: ``run`` is left to settle (lag and backlog both 0, or
 ``--settle-timeout``), stopped, and the checks run: every 2xx the client got is an event
 with its dedup key; every message's latest projection is acknowledged and is the last
 status the sandbox recorded for it; every finished message ended as planned; both exits
-were clean; RSS and descriptors flat and lag bounded (bench/soak_verdict.py says how).
+were clean; the partner token is nowhere in run's log; the traffic kept pace (the last
+message finished at most ``--max-tail-seconds`` later than nominal: else the machine could
+not carry ``--rate`` and nothing was steady); RSS and descriptors flat and lag bounded
+(bench/soak_verdict.py says how).
 Exit 0 when nothing fails, 1 when a check fails, 2 when the soak could not be set up.
 """
 
@@ -59,7 +63,7 @@ from bench.soak_procs import (
     pipeline_command,
     read_proc,
 )
-from bench.soak_traffic import Traffic
+from bench.soak_traffic import ENROUTE_AFTER, FINAL_AFTER, Traffic
 from bench.soak_verdict import CSV_FIELDS, LEGEND, Check, Sample, flat_checks, lag_check, table
 from pipeline.db import schema
 from pipeline.db.engine import Database
@@ -310,6 +314,17 @@ class Soak:
                 ),
             )
         )
+        nominal = ENROUTE_AFTER + FINAL_AFTER
+        checks.append(
+            Check(
+                "kept pace",
+                stats.tail_seconds <= nominal + args.max_tail_seconds,
+                f"the last message finished {stats.tail_seconds:.1f}s after the last one "
+                f"started (nominal {nominal:g}s; bound +{args.max_tail_seconds:g}s; "
+                "beyond it the machine could not keep up with --rate, and the soak says "
+                "nothing about a steady state)",
+            )
+        )
         checks.append(
             Check(
                 "every message finished",
@@ -401,6 +416,12 @@ def main() -> int:
     parser.add_argument("--rss-tolerance", type=float, default=0.10)
     parser.add_argument("--fd-tolerance", type=int, default=4)
     parser.add_argument("--max-lag-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--max-tail-seconds",
+        type=float,
+        default=30.0,
+        help="how much later than nominal the last message may finish",
+    )
     parser.add_argument("--settle-timeout", type=float, default=300.0)
     parser.add_argument("--project-interval", default="5s", help="scheduler.project_interval")
     parser.add_argument("--dispatch-interval", default="2s", help="scheduler.dispatch_interval")

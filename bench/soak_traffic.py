@@ -72,6 +72,9 @@ class TrafficStats:
     refused: list[str] = field(default_factory=list)
     stored_keys: set[str] = field(default_factory=set)
     max_launch_delay: float = 0.0
+    #: Seconds from the last message's start to the end of the last one still running
+    #: (nominally ENROUTE_AFTER + FINAL_AFTER plus the answers' time).
+    tail_seconds: float = 0.0
 
 
 class Traffic:
@@ -108,11 +111,13 @@ class Traffic:
                 task.add_done_callback(tasks.discard)
                 self.stats.started_messages += 1
                 i += 1
+            last_started = time.monotonic()
             if tasks:
                 _, late = await asyncio.wait(set(tasks), timeout=finish_within)
                 if late:
                     self.give_up.set()
                     await asyncio.gather(*late)
+            self.stats.tail_seconds = time.monotonic() - last_started
         return self.stats
 
     async def _message(self, session: aiohttp.ClientSession, p: Planned, i: int) -> None:
