@@ -104,6 +104,12 @@ def write_config(
 
 
 class Soak:
+    """One soak: its processes, its samples, and the checks taken at the end.
+
+    The driver reads the database through its own connection and /proc, never through
+    ``run``: what it measures must not depend on the thing measured answering.
+    """
+
     def __init__(self, args: argparse.Namespace, database_url: str, workdir: Path) -> None:
         self.args = args
         self.database_url = database_url
@@ -297,7 +303,12 @@ class Soak:
             )
         )
         delivered = check_delivered(self.db, received, stats.finished_messages)
-        bad = delivered.unacked or delivered.differs or delivered.never_received
+        bad = (
+            delivered.unacked
+            or delivered.differs
+            or delivered.never_received
+            or delivered.strangers
+        )
         checks.append(
             Check(
                 "every change delivered",
@@ -305,6 +316,7 @@ class Soak:
                 f"{delivered.projected} messages projected, {len(delivered.unacked)} not "
                 f"acknowledged, {len(delivered.never_received)} never at the sandbox, "
                 f"{len(delivered.differs)} whose last status there differs, "
+                f"{len(delivered.strangers)} there that were never projected, "
                 f"{len(delivered.wrong_final)} of {len(stats.finished_messages)} finished "
                 f"not at their planned end; "
                 + (

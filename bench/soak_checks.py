@@ -105,6 +105,7 @@ class DeliveredCheck:
     differs: list[str]  # the sandbox's last status for the id is not the projection
     never_received: list[str]  # the sandbox has nothing for the id
     wrong_final: list[str]  # a finished message not at its planned status and parts
+    strangers: list[str]  # ids the sandbox received that no projection has
     sandbox_items: int
     sandbox_outcomes: dict[str, int]
     overlapping: int
@@ -156,6 +157,7 @@ def check_delivered(
         if {k: seen[k] for k in FIELDS} != expected:
             differs.append(row.message_id)
     wrong = [p.message_id for p in finished if ends.get(p.message_id) != (p.final_status, p.parts)]
+    strangers = sorted(last.keys() - ends.keys())
     stats = received["stats"]
     return DeliveredCheck(
         projected=len(rows),
@@ -163,6 +165,7 @@ def check_delivered(
         differs=differs,
         never_received=never,
         wrong_final=wrong,
+        strangers=strangers,
         sandbox_items=len(received["items"]),
         sandbox_outcomes=dict(stats["outcomes"]),
         overlapping=len(stats["overlapping_ids"]),
