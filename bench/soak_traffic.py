@@ -75,6 +75,7 @@ class TrafficStats:
     #: Seconds from the last message's start to the end of the last one still running
     #: (nominally ENROUTE_AFTER + FINAL_AFTER plus the answers' time).
     tail_seconds: float = 0.0
+    last_started: float = 0.0  # monotonic
 
 
 class Traffic:
@@ -111,7 +112,7 @@ class Traffic:
                 task.add_done_callback(tasks.discard)
                 self.stats.started_messages += 1
                 i += 1
-            last_started = time.monotonic()
+            last_started = self.stats.last_started = time.monotonic()
             if tasks:
                 _, late = await asyncio.wait(set(tasks), timeout=finish_within)
                 if late:
