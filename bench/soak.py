@@ -157,9 +157,11 @@ class Soak:
             drained = None if self.settled_after is not None else self._drain_once()
             received = await _sandbox_received(self.sandbox.url)
         finally:
-            if getattr(self, "run_process", None) and self.run_process.process is not None:
-                self.run_process.stop()
-            self.sandbox.stop()
+            try:
+                if getattr(self, "run_process", None) and self.run_process.process is not None:
+                    self.run_process.stop()
+            finally:
+                self.sandbox.stop()
         return self._checks(received, drained)
 
     async def _restart_at(self, after: float) -> None:
