@@ -9,6 +9,13 @@ machine falls on both, and the median of the per-round ratios is reported with i
 Every DLR is distinct; afterwards the log must hold exactly one event per request sent to
 ``smsrecon serve`` (checked). Goal on SQLite: ratio >= 0.5.
 
+Each server's CPU time (user + system, all its threads, from /proc) over the measured rounds
+is also reported per request, for ``smsrecon serve`` split into its event loop's thread and
+its other threads (the group commit's), and the bare handler's over ``smsrecon serve``'s:
+on a loaded shared machine, where the client's own share of the CPU can bound both rates,
+that ratio of costs says what the rate ratio would be if the server alone were the
+bottleneck.
+
     .venv/bin/python bench/ingest.py [--clients 50] [--requests 3000] [--rounds 7]
                                      [--warmup 1000] [--database-url URL] [--pin]
 """
@@ -126,6 +133,14 @@ async def _ping(session: aiohttp.ClientSession, url: URL) -> None:
         await response.read()
 
 
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """User + system CPU time so far (Linux /proc): of process ``pid`` and all its threads,
+    or of its thread ``task`` alone (the main thread's id is the process id)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(
     command: list[str], env: dict[str, str], cpu: int | None
 ) -> tuple[subprocess.Popen[str], str]:
@@ -198,11 +213,14 @@ def main() -> None:
         served_rates: list[float] = []
         bare_rates: list[float] = []
         sent = 0
+        served_cpu = bare_cpu = served_loop_cpu = 0.0
         try:
             # Warm-up: imports, connection pools, the database file, CPU caches.
             asyncio.run(drive(urls(served_base, 0, args.warmup), args.clients))
             asyncio.run(drive(urls(bare_base, 0, args.warmup), args.clients))
             sent = args.warmup
+            served_cpu, bare_cpu = -cpu_seconds(server.pid), -cpu_seconds(bare.pid)
+            served_loop_cpu = -cpu_seconds(server.pid, server.pid)
             for round_number in range(args.rounds):
                 served_urls = urls(served_base, sent, args.requests)
                 bare_urls = urls(bare_base, sent, args.requests)
@@ -214,6 +232,9 @@ def main() -> None:
                 else:
                     bare_rates.append(asyncio.run(drive(bare_urls, args.clients)))
                     served_rates.append(asyncio.run(drive(served_urls, args.clients)))
+            served_cpu += cpu_seconds(server.pid)
+            served_loop_cpu += cpu_seconds(server.pid, server.pid)
+            bare_cpu += cpu_seconds(bare.pid)
         finally:
             stop(bare)
             stop(server)
@@ -232,6 +253,14 @@ def main() -> None:
     )
     print(f"smsrecon serve: {_spread(served_rates)} (every DLR committed once: {stored} events)")
     print(f"bare aiohttp:   {_spread(bare_rates)}")
+    measured = args.rounds * args.requests
+    loop_us = served_loop_cpu / measured * 1e6
+    print(
+        f"CPU per request: smsrecon serve {served_cpu / measured * 1e6:.0f} µs "
+        f"(event loop {loop_us:.0f}, other threads {served_cpu / measured * 1e6 - loop_us:.0f}), "
+        f"bare aiohttp {bare_cpu / measured * 1e6:.0f} µs, "
+        f"bare/serve {bare_cpu / served_cpu:.2f}"
+    )
     print(
         f"ratio:          median {statistics.median(ratios):.2f} "
         f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"

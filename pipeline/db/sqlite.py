@@ -23,6 +23,7 @@ from sqlalchemy.types import Integer, TypeDecorator
 
 from pipeline.db.backend import CURRENCY_EXPONENTS, MONEY_SUM_SCALE, Backend, iter_chunks
 from pipeline.db.codec import json_text
+from pipeline.db.driver import driver_rows
 from pipeline.times import sqlite_time_text
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class SQLiteBackend(Backend):
         for chunk in iter_chunks(keys, KEYS_PER_LOOKUP):
             marks = ", ".join(["?"] * len(chunk))
             sql = f"SELECT {key} FROM {table.name} WHERE {key} IN ({marks})"
-            stored.update(k for (k,) in conn.exec_driver_sql(sql, tuple(chunk)))
+            stored.update(k for (k,) in driver_rows(conn, sql, tuple(chunk)))
         new = [row for row in rows if row[key] not in stored]
         if not new:
             return

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 
 from pipeline.db.backend import Backend, backend_of
 from pipeline.db.codec import RowCodec, row_codec
+from pipeline.db.driver import driver_rows
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
 from pipeline.eventlog.model import NewEvent, utc_now
@@ -56,11 +57,11 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     # now is one of ours: reading them back gives each stored key its position without
     # RETURNING, which lets the driver's own executemany do the insert (psycopg pipelines
     # it; SQLAlchemy's multi-VALUES RETURNING costs more than the insert itself).
-    # Plain SQL through the driver: these run once per transaction on the ingest hot path,
-    # where SQLAlchemy's statement compilation and result processing cost more than the
+    # Plain SQL through the driver's own cursor: these run once per transaction on the
+    # ingest hot path, where SQLAlchemy's statement and result set-up cost more than the
     # queries themselves.
     backend = backend_of(conn)
-    before = conn.exec_driver_sql("SELECT max(position) FROM events").scalar() or 0
+    before = driver_rows(conn, "SELECT max(position) FROM events")[0][0] or 0
     # One recorded time for the batch, encoded once.
     recorded_at = backend.bind_time(utc_now())
     encode = _codec(backend).encode_into
@@ -69,7 +70,7 @@ def append_in(conn: Connection, batch: Iterable[NewEvent]) -> AppendResult:
     # none can be stored between its look and the insert.
     backend.insert_new(conn, events, rows, "dedup_key")
     read_back = backend.driver_sql("SELECT dedup_key, position FROM events WHERE position > :p")
-    stored = dict(conn.exec_driver_sql(read_back, {"p": before}).all())
+    stored = dict(driver_rows(conn, read_back, {"p": before}))
     appended = []
     for key, event in unique.items():
         if key in stored:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, tuple_
+from sqlalchemy import Connection, and_, or_, select
 
 from pipeline.db.tables import events
 from pipeline.eventlog import StoredEvent
@@ -63,12 +63,15 @@ def message_events(conn: Connection, message_id: str) -> list[StoredEvent | Unre
             projector_correlations.c.message_id == message_id
         )
     ).all()
-    cond = events.c.message_id == message_id
-    if pairs:
-        cond = or_(
-            cond,
-            tuple_(events.c.carrier, events.c.carrier_message_id).in_([tuple(p) for p in pairs]),
-        )
+    # ORed equalities, not a row-value IN: SQLite plans those as one index search per
+    # term (ix_events_message_id, ix_events_carrier_message), the IN as a scan of the log.
+    cond = or_(
+        events.c.message_id == message_id,
+        *(
+            and_(events.c.carrier == carrier, events.c.carrier_message_id == carrier_message_id)
+            for carrier, carrier_message_id in pairs
+        ),
+    )
     try:
         rows = conn.execute(select(events).where(cond).order_by(events.c.position))
         return [row_to_event(r) for r in rows]
