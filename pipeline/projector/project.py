@@ -48,7 +48,7 @@ from pipeline.mismatches.kinds import (
     ORIGIN_PROJECTOR,
 )
 from pipeline.projector import crashpoints, reference, store
-from pipeline.projector.derive import FoldRules, MessageView, derive_view
+from pipeline.projector.derive import FoldRules, MessageView, derive_view, row_view
 from pipeline.projector.finance import INVOICE
 from pipeline.projector.fold import (
     MESSAGE_EVENTS,
@@ -324,6 +324,7 @@ def _prepare(
     heapq.heapify(timers)
     book = reference.LiveBook(conn, tables)
     rules.finance.book = book
+    rules.reference_changed()
     return _Batch(
         book=book,
         conn=conn,
@@ -598,6 +599,8 @@ def _apply_reference(work: _Batch, event: StoredEvent) -> None:
     book = work.book
     assert book is not None
     conn, tables = work.conn, work.tables
+    # The book changes below: derivations made before it are not reused for the rows.
+    work.rules.reference_changed()
     try:
         if event.type == "fx.rate":
             day, base, quote = book.record_rate(event)
@@ -780,7 +783,7 @@ def _flush_states(work: _Batch, *, evict: bool = False) -> None:
     # The full view depends on the facts alone: derived once per message, from the facts
     # its last event in the batch left, it is the view that event would have given.
     rows = [
-        store.state_row(work.facts[mid], derive_view(work.facts[mid], work.rules))
+        store.state_row(work.facts[mid], row_view(work.facts[mid], work.rules))
         for mid in work.touched
     ]
     store.save_states(work.conn, work.tables, rows)
