@@ -225,3 +225,27 @@ def test_a_message_cost_is_written_as_the_generic_document() -> None:
     fold_into(facts, event, RULES)
     assert facts.message_cost is not None
     assert facts.to_json()["message_cost"] == _dc(facts.message_cost)
+
+
+def test_a_batch_pauses_the_cycle_collector_and_restores_it_as_it_was() -> None:
+    import gc
+
+    from pipeline.projector.project import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+    finally:
+        gc.enable()
+    try:
+        with cyclic_gc_paused():
+            raise RuntimeError("a failed batch")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
