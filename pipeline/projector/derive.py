@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -393,39 +392,31 @@ def _money_matters(facts: MessageFacts, sale: Sale, finance: FinanceRules) -> bo
     price, currency, accepted = sale.payment_sum, sale.currency, facts.accepted
     if price is None or price <= 0 or currency is None or accepted is None or accepted.free:
         return False
-    costs = [c.currency for c in facts.part_costs.values()]
-    if facts.message_cost is not None:
-        costs.append(facts.message_cost.currency)
-    if currency in costs:
+    part_costs, message_cost = facts.part_costs, facts.message_cost
+    sources: set[str | None] = set()
+    if part_costs or message_cost is not None:
+        sources = {c.currency for c in part_costs.values()}
+        if message_cost is not None:
+            sources.add(message_cost.currency)
+        if currency in sources:
+            return True
+    terms = finance.carriers.get(carrier) if carrier is not None else None
+    if carrier is not None and (
+        (terms is not None and terms.rates) or finance.book.price_tables(carrier_scope(carrier))
+    ):
+        # The carrier's rate card gives the expected cost, in its rules' currencies.
+        sources.update(rule.currency for rule in finance.rate_card(carrier, facts).rules)
+    sources.discard(None)  # a cost without a currency converts into nothing
+    if not sources:
+        return False
+    if currency in sources:
         return True
     book = finance.book
-    day = None
-    for source in _cost_currencies(costs, carrier, facts, finance):
-        if source is None:
-            continue  # a cost without a currency converts into nothing
-        if source == currency:
-            return True
-        day = day or finance.day(accepted.accepted_at)
-        if (
-            book.rate(day, source, currency) is not None
-            or book.rate(day, currency, source) is not None
-        ):
-            return True
-    return False
-
-
-def _cost_currencies(
-    costs: list[str | None], carrier: str | None, facts: MessageFacts, finance: FinanceRules
-) -> Iterator[str | None]:
-    """The currencies a comparable cost can be in: each DLR cost's, then (looked up only
-    when those did not decide) the carrier's rate card's."""
-    yield from dict.fromkeys(costs)
-    if carrier is None:
-        return
-    terms = finance.carriers.get(carrier)
-    if (terms is not None and terms.rates) or finance.book.price_tables(carrier_scope(carrier)):
-        for rule in finance.rate_card(carrier, facts).rules:
-            yield rule.currency
+    day = finance.day(accepted.accepted_at)
+    return any(
+        book.rate(day, source, currency) is not None or book.rate(day, currency, source) is not None
+        for source in sources
+    )
 
 
 def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:

@@ -457,6 +457,13 @@ def cost_precision(
     card whose amount text is that fine is derived further.
     """
     terms = rules.carriers.get(sale.carrier) if sale.carrier else None
+    if (
+        facts.message_cost is None
+        and not facts.part_costs
+        and not facts.lines
+        and (terms is None or not terms.rates)
+    ):
+        return None  # no cost at all (most events): nothing can be too fine
     suspect = (
         (facts.message_cost is not None and _too_fine(facts.message_cost.amount))
         or any(_too_fine(c.amount) for c in facts.part_costs.values())
