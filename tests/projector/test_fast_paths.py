@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.domain.money import to_nano
 from pipeline.domain.status import KNOWN_STATUSES, Track, combine_parts, report_status, track_status
 from pipeline.domain.tariffs import TariffRule
 from pipeline.projector.derive import (
@@ -26,6 +27,8 @@ from pipeline.projector.finance import (
     ClosedInvoice,
     EmptyBook,
     FinanceRules,
+    _costs,
+    cost_precision,
     derive_finance,
 )
 from pipeline.projector.fold import fold_into
@@ -249,3 +252,34 @@ def test_a_batch_pauses_the_cycle_collector_and_restores_it_as_it_was() -> None:
     except RuntimeError:
         pass
     assert gc.isenabled()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    cost=st.sampled_from(["0.0333", "0.0000000001", "99999999999"]),
+    card=st.sampled_from([None, "3.00", "0.0000000003"]),
+    order=st.randoms(use_true_random=False),
+)
+def test_cost_precision_shortcuts_give_what_the_three_costs_give(
+    seed: int, cost: str, card: str | None, order: random.Random
+) -> None:
+    """``cost_precision`` looks at the costs only when one could be too fine; whatever it
+    skips, the plain rule (each of the three costs held at 10^-9) finds nothing either."""
+    rates = (TariffRule(prefix="+7", price_per_part=Decimal(card), currency="RUB"),) if card else ()
+    finance = FinanceRules(carriers={"mts": CarrierTerms(rates=rates)})
+    rules = FoldRules(tariffs=RULES.tariffs, finance=finance)
+    events = stored(message_events(random.Random(seed), "m1", 0))
+    for event in events:
+        if event.payload.get("cost") is not None:
+            event.payload["cost"] = cost
+    order.shuffle(events)
+    facts = MessageFacts("m1")
+    for event in events:
+        fold_into(facts, event, rules)
+        sale = _core(facts, rules).sale
+        costs = _costs(facts, sale, finance, part_identity)
+        fine = [m for m in (costs.expected, costs.reported, costs.invoiced)
+                if m is not None and to_nano(m.amount) is None]  # fmt: skip
+        got = cost_precision(facts, sale, finance, part_identity)
+        assert (got is not None) == bool(fine)
