@@ -107,7 +107,7 @@ class MessageFacts:
     final: bool = False
     #: (rules, epoch, derivation) of the last ``fold_into`` (not stored, not copied): the
     #: row reuses it (``derive.row_view``).
-    derived: Any = None
+    derived: Any = field(default=None, compare=False, repr=False)
 
     def copy(self) -> MessageFacts:
         return MessageFacts(
