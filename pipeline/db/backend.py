@@ -110,6 +110,30 @@ class Backend(ABC):
         finally:
             cursor.close()
 
+    def insert_or_skip(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: Sequence[str],
+    ) -> None:
+        """Insert the encoded ``rows``, skipping those whose ``key`` (a primary key or a
+        unique index) is already stored (``INSERT ... ON CONFLICT DO NOTHING``, one driver
+        executemany: SQLAlchemy's per-row parameter processing cost more than the insert)."""
+        if not rows:
+            return
+        names = list(rows[0])
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + c for c in names)}) "
+            f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+        )
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.driver_sql(sql), list(rows))
+        finally:
+            cursor.close()
+
     @abstractmethod
     def update_many(
         self,

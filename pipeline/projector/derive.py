@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from pipeline.domain.money import price_message
 from pipeline.domain.parts import count_parts
-from pipeline.domain.price_tables import BILLING, PriceTable
+from pipeline.domain.price_tables import BILLING, PriceTable, carrier_scope
 from pipeline.domain.status import (
     DELIVERED,
     NOT_ENOUGH_FUNDS,
@@ -42,6 +42,7 @@ from pipeline.projector.finance import (
     derive_finance,
     message_carrier,
     money_conditions,
+    submitted_stamp,
 )
 from pipeline.projector.message import MessageFacts
 from pipeline.times import parse_iso_time_text
@@ -65,9 +66,17 @@ class FoldRules:
         default_factory=dict, repr=False
     )
     _parts: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    #: Rises whenever the reference data the fold reads may have changed (a new book, a
+    #: rate, an invoice header, a closing, a price table): a derivation kept on a message's
+    #: facts is reused only under the epoch it was made in (``row_view``).
+    epoch: int = field(default=0, repr=False, compare=False)
 
     #: Memo sizes: each memo is cleared when it reaches this, which bounds memory.
     MEMO_LIMIT = 100_000
+
+    def reference_changed(self) -> None:
+        """The book changed: derivations kept on facts before now are not reused."""
+        self.epoch += 1
 
     def computed_parts(self, text: str, channel: str) -> int:
         """``count_parts(text, channel).parts``, memoised (a message's reports share its text)."""
@@ -202,6 +211,8 @@ def carrier_parts(facts: MessageFacts) -> int | None:
     """A DLR's part count first, then the count given at submission."""
     if facts.dlr_parts is not None:
         return facts.dlr_parts[0]
+    if len(facts.submissions) == 1:  # the common case: one submission, its count or none
+        return next(iter(facts.submissions.values())).parts or None
     stated = [s.parts for s in facts.submissions.values() if s.parts]
     if stated:
         return max(stated)
@@ -264,7 +275,7 @@ class Derived(NamedTuple):
     sale: Sale
 
 
-_new_derived = tuple.__new__
+_new_derived = _new_sale = tuple.__new__
 
 
 def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
@@ -291,7 +302,7 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
     by_part = _part_statuses(facts, reported_parts)
     status, status_at, final = combine_parts(list(by_part.values()))
     if facts.submissions and status is None:
-        first = min(s.stamp for s in facts.submissions.values())
+        first = submitted_stamp(facts)
         status, status_at = 8, first[0]
     conflicts = {
         name: [[s, stamp[0], stamp[1]] for s, stamp in ts.finals]
@@ -336,7 +347,9 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
                 conditions[KIND_NO_TARIFF]["table"] = table.label
         else:
             payment_sum, currency, money = rules.price(tariff, parts, accepted.free, status)
-    sale = Sale(message_carrier(facts), status, parts, payment_sum, currency, rules.non_chargeable)
+    sale = _new_sale(
+        Sale, (message_carrier(facts), status, parts, payment_sum, currency, rules.non_chargeable)
+    )
     if _money_matters(facts, sale, rules.finance):
         conditions.update(money_conditions(facts, sale, rules.finance, part_identity))
     precision = cost_precision(facts, sale, rules.finance, part_identity)
@@ -361,24 +374,67 @@ def _core(facts: MessageFacts, rules: FoldRules) -> Derived:
 
 
 def _money_matters(facts: MessageFacts, sale: Sale, finance: FinanceRules) -> bool:
-    """Whether any money condition can hold: invoice lines, a charged message with a cost to
-    compare, or a closed invoice of its carrier. The rest are spared the derivation after
-    every event (``derive_finance`` gives no condition for them: the fast-path test)."""
+    """Whether any money condition can hold. The rest are spared the derivation after every
+    event (``derive_finance`` gives no condition for them: the fast-path tests).
+
+    Invoice lines and a closed invoice of the carrier can give one. Without them only
+    ``negative_margin`` can: a charged message, not free, whose comparable cost (a DLR
+    cost or the rate card's) converts into the price's currency: the same currency, or a
+    rate of the acceptance day either way (what ``FinanceRules.convert`` needs). A cost in
+    another currency with no rate that day claims nothing, so it is not derived. A DLR cost
+    counts before any submission names the carrier (a report naming the message by id can
+    come first): ``derive_finance`` compares it then too."""
     if facts.lines:
         return True
     carrier = sale.carrier
-    if carrier is None:
-        return False
-    charged = sale.payment_sum is not None and sale.payment_sum > 0
-    if charged and (
-        facts.message_cost or facts.part_costs or finance.rate_card(carrier, facts).rules
-    ):
+    if carrier is not None and finance.book.closed_invoices(carrier):
         return True
-    return bool(finance.book.closed_invoices(carrier))
+    price, currency, accepted = sale.payment_sum, sale.currency, facts.accepted
+    if price is None or price <= 0 or currency is None or accepted is None or accepted.free:
+        return False
+    part_costs, message_cost = facts.part_costs, facts.message_cost
+    sources: set[str | None] = set()
+    if part_costs or message_cost is not None:
+        sources = {c.currency for c in part_costs.values()}
+        if message_cost is not None:
+            sources.add(message_cost.currency)
+        if currency in sources:
+            return True
+    terms = finance.carriers.get(carrier) if carrier is not None else None
+    if carrier is not None and (
+        (terms is not None and terms.rates) or finance.book.price_tables(carrier_scope(carrier))
+    ):
+        # The carrier's rate card gives the expected cost, in its rules' currencies.
+        sources.update(rule.currency for rule in finance.rate_card(carrier, facts).rules)
+    sources.discard(None)  # a cost without a currency converts into nothing
+    if not sources:
+        return False
+    if currency in sources:
+        return True
+    book = finance.book
+    day = finance.day(accepted.accepted_at)
+    return any(
+        book.rate(day, source, currency) is not None or book.rate(day, currency, source) is not None
+        for source in sources
+    )
 
 
 def derive_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
-    core = _core(facts, rules)
+    return _view(facts, rules, _core(facts, rules))
+
+
+def row_view(facts: MessageFacts, rules: FoldRules) -> MessageView:
+    """``derive_view``, reusing the derivation ``fold_into`` kept on the facts when it was
+    made by these rules under the current epoch: the projector's rows, once per message per
+    batch. Nothing the derivation reads changes between a fold and the row but the book,
+    whose every change raises the epoch (a property test compares with ``derive_view``)."""
+    kept = facts.derived
+    if kept is not None and kept[0] is rules and kept[1] == rules.epoch:
+        return _view(facts, rules, kept[2])
+    return derive_view(facts, rules)
+
+
+def _view(facts: MessageFacts, rules: FoldRules, core: Derived) -> MessageView:
     carrier = carrier_message_id = None
     if facts.submissions:
         first_sub = min(facts.submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))

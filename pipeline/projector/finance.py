@@ -38,7 +38,7 @@ from pipeline.domain.price_tables import (
     table_in_force,
     table_version,
 )
-from pipeline.domain.status import DELIVERED, is_final
+from pipeline.domain.status import DELIVERED, Stamp, is_final
 from pipeline.domain.tariffs import TariffRule
 from pipeline.domain.tolerance import within
 from pipeline.mismatches.kinds import (
@@ -205,9 +205,9 @@ class FinanceView(NamedTuple):
     submitted_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Sale:
-    """What the rest of the fold derived, which the money depends on."""
+class Sale(NamedTuple):
+    """What the rest of the fold derived, which the money depends on. A NamedTuple: it is
+    built after every event, and a tuple is the cheapest to build."""
 
     carrier: str | None
     status: int | None
@@ -222,9 +222,10 @@ class Sale:
 
 def message_carrier(facts: MessageFacts) -> str | None:
     """The carrier of the first submission (the first part's): the one the row names."""
-    if not facts.submissions:
-        return None
-    first = min(facts.submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))
+    submissions = facts.submissions
+    if len(submissions) < 2:  # none, or one: the min of one needs no key
+        return next(iter(submissions.values())).carrier if submissions else None
+    first = min(submissions.values(), key=lambda s: (s.part or 0, s.stamp[1]))
     return first.carrier
 
 
@@ -232,7 +233,15 @@ def submitted_at(facts: MessageFacts) -> str | None:
     """The carrier time of the first submission (fold time text)."""
     if not facts.submissions:
         return None
-    return min(s.stamp for s in facts.submissions.values())[0]
+    return submitted_stamp(facts)[0]
+
+
+def submitted_stamp(facts: MessageFacts) -> Stamp:
+    """The stamp of the first submission (there is one)."""
+    submissions = facts.submissions
+    if len(submissions) == 1:  # the min of one
+        return next(iter(submissions.values())).stamp
+    return min(s.stamp for s in submissions.values())
 
 
 def reported_cost(facts: MessageFacts, part_of: Any, parts: int | None = None) -> Cost | None:
@@ -448,6 +457,13 @@ def cost_precision(
     card whose amount text is that fine is derived further.
     """
     terms = rules.carriers.get(sale.carrier) if sale.carrier else None
+    if (
+        facts.message_cost is None
+        and not facts.part_costs
+        and not facts.lines
+        and (terms is None or not terms.rates)
+    ):
+        return None  # no cost at all (most events): nothing can be too fine
     suspect = (
         (facts.message_cost is not None and _too_fine(facts.message_cost.amount))
         or any(_too_fine(c.amount) for c in facts.part_costs.values())

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.domain.status import KNOWN_STATUSES, Stamp, Track, report_status
 from pipeline.eventlog import StoredEvent
-from pipeline.projector.derive import FoldRules, MessageView, derive_view, visible
+from pipeline.projector.derive import FoldRules, MessageView, _core, derive_view
 from pipeline.projector.message import (
     Accepted,
     Acked,
@@ -242,8 +242,11 @@ def fold_into(facts: MessageFacts, event: StoredEvent, rules: FoldRules) -> bool
     """
     if event.type in MESSAGE_EVENTS:
         apply_fact_into(facts, event)
-    payload, conditions, final = visible(facts, rules)
-    facts.final = final
+    core = _core(facts, rules)
+    facts.derived = (rules, rules.epoch, core)
+    payload = (core.status, core.money, core.currency, core.parts)
+    conditions = core.conditions
+    facts.final = core.is_final
     changed = payload != facts.payload
     if changed:
         facts.payload = payload

@@ -331,13 +331,11 @@ def _by_carrier(pairs: Iterable[tuple[str, str]]) -> Iterable[tuple[str, list[st
 
 
 def save_correlations(conn: Connection, tables: ProjectionTables, rows: Sequence[dict]) -> None:
+    """The batch's new correlations; one already stored for the carrier id stays."""
     if rows:
-        stmt = (
-            backend_of(conn)
-            .insert(tables.correlations)
-            .on_conflict_do_nothing(index_elements=["carrier", "carrier_message_id"])
+        backend_of(conn).insert_or_skip(
+            conn, tables.correlations, rows, ("carrier", "carrier_message_id")
         )
-        conn.execute(stmt, list(rows))
 
 
 def held_for(
