@@ -159,6 +159,11 @@ class Backend(ABC):
         deferred read transaction already does, from its first read on."""
         return {}
 
+    def bound_lock_wait(self, conn: Connection, milliseconds: int) -> None:
+        """Make a read in ``conn``'s transaction fail, not wait, when a lock (a migration
+        rewriting a table or a view) is held longer than ``milliseconds``. SQLite's readers
+        never wait for a writer under WAL."""
+
     @abstractmethod
     def database_size(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""

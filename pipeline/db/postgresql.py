@@ -140,6 +140,10 @@ class PostgreSQLBackend(Backend):
         # pages would mix two positions into one report.
         return {"isolation_level": "REPEATABLE READ"}
 
+    def bound_lock_wait(self, conn: Connection, milliseconds: int) -> None:
+        # SET LOCAL: for this transaction only, so a pooled connection keeps its default.
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 
