@@ -1,5 +1,5 @@
 // Draws each chart of the page with the vendored uPlot from the JSON block it names
-// (<div class="chart" data-chart="ID">). Amounts arrive as exact decimal text; they become
+// (<div class="chart" data-spec="JSON">, escaped as any attribute). Amounts arrive as exact decimal text; they become
 // numbers here only to place points on the canvas. The tables carry the exact figures.
 (function () {
   "use strict";
@@ -9,9 +9,7 @@
   function toNumber(text) { return text === null ? null : Number(text); }
 
   function draw(box) {
-    var source = document.getElementById(box.getAttribute("data-chart"));
-    if (!source) { return; }
-    var spec = JSON.parse(source.textContent);
+    var spec = JSON.parse(box.getAttribute("data-spec"));
     var title = document.createElement("div");
     title.className = "chart-title";
     title.textContent = spec.title;  // text, never markup
@@ -61,7 +59,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll(".chart[data-chart]").forEach(draw);
+    document.querySelectorAll(".chart[data-spec]").forEach(draw);
     var period = document.getElementById("period");
     if (period) { period.addEventListener("change", showPeriodFields); showPeriodFields(); }
     document.body.setAttribute("data-ready", "1");
