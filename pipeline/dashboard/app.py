@@ -117,6 +117,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Sign-in first; then every known trouble is a page that says what it is."""
     dash = request.app[DASHBOARD]
     refused = auth.admit(dash.gate, request)
+    if isinstance(refused, web.HTTPException):
+        raise refused
     if refused is not None:
         return refused
     if request.path.startswith(f"{PREFIX}/static/"):

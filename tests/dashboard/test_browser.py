@@ -311,9 +311,10 @@ def test_the_message_page_shows_what_explain_shows(browser: Any, served: Served)
         "WHERE message_id = 'a1'"
     )[0]
     costs = browser.find_elements(By.CSS_SELECTOR, "#costs td[data-value]")
-    assert [Decimal(c.get_attribute("data-value")) if c.get_attribute("data-value") else None
-            for c in costs] == [nano(status.expected_cost_nano), nano(status.reported_cost_nano),
-                                nano(status.invoiced_cost_nano), nano(status.carrier_cost_nano)]  # fmt: skip
+    figures = [c.get_attribute("data-value") for c in costs]
+    units = (status.expected_cost_nano, status.reported_cost_nano, status.invoiced_cost_nano,
+             status.carrier_cost_nano)  # fmt: skip
+    assert [Decimal(f) if f else None for f in figures] == [nano(u) for u in units]
     assert value(browser, "#msg-margin") == nano(status.margin_nano)
     assert value(browser, "#msg-revenue") == Decimal(status.acked_revenue_minor).scaleb(
         -status.acked_currency_exponent
@@ -322,8 +323,8 @@ def test_the_message_page_shows_what_explain_shows(browser: Any, served: Served)
     page = browser.find_element(By.ID, "money").text
     for key in ("carrier_cost_expected", "carrier_cost_invoiced", "margin", "tariff"):
         assert str(money[key]) in page, key
-    mismatch_ids = [str(m["id"]) for m in
-                    next(s for s in doc["sections"] if s["title"] == "Mismatches")["rows"]]  # fmt: skip
+    section = next(s for s in doc["sections"] if s["title"] == "Mismatches")
+    mismatch_ids = [str(m["id"]) for m in section["rows"]]
     shown = browser.find_elements(By.CSS_SELECTOR, "#message-mismatches tr.mismatch")
     assert [m.find_element(By.TAG_NAME, "td").text for m in shown] == mismatch_ids
     # The invoice line links to the invoice and to the event that carried it.
