@@ -1,0 +1,118 @@
+"""Dashboard pages over a month of 1,000,000 messages on PostgreSQL, rendered over HTTP.
+
+    python bench/dashboard.py [--messages 1000000] [--before 50000] [--runs 3]
+                              [--pg-admin-url URL] [--keep] [--skip-seed]
+
+Seeds the month with ``bench/report_month.py`` (the projection tables written directly,
+as the reports bench does) into a scratch database ``dashboard_bench_scratch``, serves the
+dashboard in this process on 127.0.0.1 with the page cache off (``dashboard.cache_seconds:
+0``, every render reads the views), and times each page from request to the last byte,
+``--runs`` times. Then once more with the cache on, a second render of each page while the
+projection has not moved. Prints medians, in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report_month import REPORTING_CURRENCY, Month, seed
+from pipeline.config import Settings
+from pipeline.dashboard.app import standalone_app
+from pipeline.db import schema
+from pipeline.db.engine import Database
+from pipeline.serving import running_app
+
+PG_NAME = "dashboard_bench_scratch"
+QUERY = "period=month&date=2026-01-15"
+PAGES = {
+    "overview": f"/dashboard/?{QUERY}",
+    "margin": f"/dashboard/margin?{QUERY}",
+    "disputes": f"/dashboard/disputes?{QUERY}",
+    "invoices": f"/dashboard/invoices?{QUERY}",
+    "downloads": f"/dashboard/downloads?{QUERY}",
+    "overview, one partner": f"/dashboard/?{QUERY}&partner=salon-003",
+}
+
+
+async def render(http: aiohttp.ClientSession, url: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    async with http.get(url) as response:
+        body = await response.read()
+        assert response.status == 200, (url, response.status, body[:300])
+    return time.perf_counter() - started, len(body)
+
+
+async def measure(db: Database, url: str, runs: int) -> None:
+    for cache in (0.0, 600.0):
+        settings = Settings.model_validate(
+            {"database": {"url": url}, "finance": {"reporting_currency": REPORTING_CURRENCY},
+             "dashboard": {"cache_seconds": cache}}
+        )  # fmt: skip
+        async with (
+            running_app(standalone_app(settings, db)) as base,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http,
+        ):
+            for name, path in PAGES.items():
+                walls, size = [], 0
+                for _ in range(1 if cache else runs):
+                    wall, size = await render(http, base + path)
+                    walls.append(wall)
+                if cache:  # the first render filled the cache; time the next ones
+                    walls = [(await render(http, base + path))[0] for _ in range(runs)]
+                label = "cached" if cache else "cold"
+                each = ", ".join(f"{w:.3f}" for w in walls)
+                median = statistics.median(walls)
+                print(f"| {name} | {label} | {median:.3f} ({each}) | {size:,} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--before", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--skip-seed", action="store_true", help="reuse a kept database")
+    args = parser.parse_args()
+    admin = create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+    url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{PG_NAME}"
+    if not args.skip_seed:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_NAME}"))
+            conn.execute(text(f"CREATE DATABASE {PG_NAME}"))
+    db = Database.from_url(url)
+    try:
+        if not args.skip_seed:
+            schema.upgrade(db.engine)
+            started = time.perf_counter()
+            month = Month(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC),
+                          args.messages)  # fmt: skip
+            seed(db, month, before=args.before)
+            with db.write() as conn:
+                conn.exec_driver_sql("ANALYZE")
+            print(f"seeded {args.messages:,} messages in {time.perf_counter() - started:.0f} s")
+        print("| page | cache | median s (runs) | bytes |\n|---|---|---|---|")
+        asyncio.run(measure(db, url, args.runs))
+    finally:
+        db.dispose()
+        if not args.keep:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)"))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
