@@ -34,6 +34,8 @@ from pipeline.serving import running_app
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_DATABASE = Path("var/demo.db")
+#: Where ``demo --serve`` and the printed hint put the dashboard (``dashboard.port``).
+DASHBOARD_PORT = 8090
 
 #: Demo-only credentials, set in this process's environment and nowhere else.
 PARTNER_TOKEN = "demo-partner-token-0c5e"
@@ -252,4 +254,14 @@ def run_demo(path: Path = DEFAULT_DATABASE, database_url: str | None = None) -> 
     click.echo(
         f"\nNext: `.venv/bin/smsrecon --config {config_path} explain 232681` shows the audit"
         f" trail of one message; `… --config {config_path} events tail` the raw log."
+    )
+    click.echo(dashboard_hint(config_path))
+
+
+def dashboard_hint(config_path: Path, port: int = DASHBOARD_PORT) -> str:
+    """Where the demo's dashboard is, and the command that serves it."""
+    return (
+        f"\nDashboard for this database: http://127.0.0.1:{port}/dashboard/ once served by\n"
+        f"  .venv/bin/smsrecon --config {config_path} dashboard --port {port}\n"
+        "(or run `smsrecon demo --serve`, which keeps it up until Ctrl-C)."
     )
