@@ -163,6 +163,7 @@ class Backend(ABC):
         """Make a read in ``conn``'s transaction fail, not wait, when a lock (a migration
         rewriting a table or a view) is held longer than ``milliseconds``. SQLite's readers
         never wait for a writer under WAL."""
+        return None
 
     @abstractmethod
     def database_size(self, conn: Connection) -> int:
