@@ -1,14 +1,16 @@
 """Dashboard pages over a month of 1,000,000 messages on PostgreSQL, rendered over HTTP.
 
     python bench/dashboard.py [--messages 1000000] [--before 50000] [--runs 3]
-                              [--pg-admin-url URL] [--keep] [--skip-seed]
+                              [--pg-admin-url URL] [--keep] [--skip-seed] [--jit]
 
 Seeds the month with ``bench/report_month.py`` (the projection tables written directly,
 as the reports bench does) into a scratch database ``dashboard_bench_scratch``, serves the
 dashboard in this process on 127.0.0.1 with the page cache off (``dashboard.cache_seconds:
 0``, every render reads the views), and times each page from request to the last byte,
 ``--runs`` times. Then once more with the cache on, a second render of each page while the
-projection has not moved. Prints medians, in seconds.
+projection has not moved. Prints medians, in seconds, and a full scan of the table as a
+baseline (the machine's load varies: read the pages against it). ``--jit`` repeats the
+cold renders with PostgreSQL's JIT on (the server default; the dashboard turns it off).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report_month import REPORTING_CURRENCY, Month, seed
 from pipeline.config import Settings
-from pipeline.dashboard.app import standalone_app
+from pipeline.dashboard.app import DASHBOARD, PREFIX, dashboard_app
 from pipeline.db import schema
 from pipeline.db.engine import Database
 from pipeline.serving import running_app
@@ -53,14 +56,32 @@ async def render(http: aiohttp.ClientSession, url: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(body)
 
 
-async def measure(db: Database, url: str, runs: int) -> None:
+def baseline(db: Database, runs: int) -> None:
+    """A full scan of the month (what every daily view does first), to read the page times
+    against on a machine whose load varies: the same scan, in the same run."""
+    walls = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        with db.read() as conn:
+            conn.execute(text("SELECT count(*), sum(parts_amount) FROM message_state")).one()
+        walls.append(time.perf_counter() - started)
+    each = ", ".join(f"{w:.3f}" for w in walls)
+    print(f"| scan of message_state (baseline) | | {statistics.median(walls):.3f} ({each}) | |")
+
+
+async def measure(db: Database, url: str, runs: int, *, jit: bool = False) -> None:
     for cache in (0.0, 600.0):
         settings = Settings.model_validate(
             {"database": {"url": url}, "finance": {"reporting_currency": REPORTING_CURRENCY},
              "dashboard": {"cache_seconds": cache}}
         )  # fmt: skip
+        board = dashboard_app(settings, db)
+        # jit: the PostgreSQL default, to compare with the dashboard's JIT-off reads.
+        board[DASHBOARD].interactive = not jit
+        app = web.Application()
+        app.add_subapp(PREFIX, board)
         async with (
-            running_app(standalone_app(settings, db)) as base,
+            running_app(app) as base,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http,
         ):
             for name, path in PAGES.items():
@@ -70,7 +91,7 @@ async def measure(db: Database, url: str, runs: int) -> None:
                     walls.append(wall)
                 if cache:  # the first render filled the cache; time the next ones
                     walls = [(await render(http, base + path))[0] for _ in range(runs)]
-                label = "cached" if cache else "cold"
+                label = ("cached" if cache else "cold") + (", JIT on" if jit else "")
                 each = ", ".join(f"{w:.3f}" for w in walls)
                 median = statistics.median(walls)
                 print(f"| {name} | {label} | {median:.3f} ({each}) | {size:,} |", flush=True)
@@ -86,6 +107,7 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--skip-seed", action="store_true", help="reuse a kept database")
+    parser.add_argument("--jit", action="store_true", help="also with PostgreSQL's JIT on")
     args = parser.parse_args()
     admin = create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
     url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{PG_NAME}"
@@ -105,7 +127,11 @@ def main() -> None:
                 conn.exec_driver_sql("ANALYZE")
             print(f"seeded {args.messages:,} messages in {time.perf_counter() - started:.0f} s")
         print("| page | cache | median s (runs) | bytes |\n|---|---|---|---|")
+        baseline(db, args.runs)
         asyncio.run(measure(db, url, args.runs))
+        if args.jit:
+            asyncio.run(measure(db, url, args.runs, jit=True))
+            baseline(db, args.runs)
     finally:
         db.dispose()
         if not args.keep:

@@ -78,6 +78,8 @@ class Dashboard:
     gate: auth.Gate
     cache: PageCache
     head: str = field(default_factory=head_revision)
+    #: Reads tuned for a person waiting (``Backend.interactive_read``); off only to measure.
+    interactive: bool = True
 
     def check_schema(self) -> None:
         try:
@@ -99,7 +101,10 @@ class Dashboard:
     def read(self, work: Callable[[Connection], Any]) -> Any:
         """``work(conn)`` in one read transaction that never waits long for a lock."""
         with self.database.read() as conn:
-            backend_of(conn).bound_lock_wait(conn, LOCK_WAIT_MS)
+            backend = backend_of(conn)
+            backend.bound_lock_wait(conn, LOCK_WAIT_MS)
+            if self.interactive:
+                backend.interactive_read(conn)
             return work(conn)
 
     async def fetch(self, *works: Callable[[Connection], Any]) -> list[Any]:

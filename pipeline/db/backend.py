@@ -165,6 +165,11 @@ class Backend(ABC):
         never wait for a writer under WAL."""
         return None
 
+    def interactive_read(self, conn: Connection) -> None:
+        """Tune ``conn``'s transaction for a person waiting on a page rather than for a
+        batch job (nothing to tune on SQLite)."""
+        return None
+
     @abstractmethod
     def database_size(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""

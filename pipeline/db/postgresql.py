@@ -144,6 +144,11 @@ class PostgreSQLBackend(Backend):
         # SET LOCAL: for this transaction only, so a pooled connection keeps its default.
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
 
+    def interactive_read(self, conn: Connection) -> None:
+        # JIT compiles a big query's expressions before running it: for the views' sums it
+        # took about 0.4 s that the run itself never won back (docs/benchmarks.md).
+        conn.exec_driver_sql("SET LOCAL jit = off")
+
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 

@@ -270,19 +270,35 @@ def test_disputes_are_the_view_largest_first_and_drill_down_to_the_message(
     assert amounts == sorted(amounts, reverse=True)
     # The most expensive open dispute is the first row; its link opens its message.
     biggest = served.rows(
-        "SELECT message_id FROM v_open_mismatches WHERE amount_at_stake_nano IS NOT NULL "
+        "SELECT message_id, kind FROM v_open_mismatches WHERE amount_at_stake_nano IS NOT NULL "
         "ORDER BY amount_at_stake_nano DESC, id LIMIT 1"
     )[0]
+    # h1's negative margin: 5.00 RUB of cost against 2.27 of revenue, 2.73 at stake.
+    assert (biggest.message_id, biggest.kind) == ("h1", "negative_margin")
     first = browser.find_element(By.CSS_SELECTOR, "table.disputes a.message-link")
-    assert first.text == biggest.message_id == "g1"
+    assert first.text == biggest.message_id
     first.click()
+    WebDriverWait(browser, 60).until(lambda d: "/dashboard/message/h1" in d.current_url)
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.body.dataset.ready === '1'")
+    )
+    assert browser.find_element(By.ID, "message-id").text == "h1"
+    mismatches = browser.find_elements(By.CSS_SELECTOR, "#message-mismatches tr.mismatch")
+    assert any("negative_margin" in m.text for m in mismatches)
+    # The invoice dispute next: g1, billed by mts although it was rejected.
+    load(browser, served.page("disputes", OCTOBER))
+    link = browser.find_element(By.CSS_SELECTOR, "tr[data-kind='billed_but_rejected'] a")
+    link.click()
+    WebDriverWait(browser, 60).until(lambda d: d.current_url.endswith("#kind-2"))
+    row = browser.find_element(By.CSS_SELECTOR, "#kind-2 a.message-link")
+    assert row.text == "g1"
+    row.click()
     WebDriverWait(browser, 60).until(lambda d: "/dashboard/message/g1" in d.current_url)
     WebDriverWait(browser, 60).until(
         lambda d: d.execute_script("return document.body.dataset.ready === '1'")
     )
-    assert browser.find_element(By.ID, "message-id").text == "g1"
-    mismatches = browser.find_elements(By.CSS_SELECTOR, "#message-mismatches tr.mismatch")
-    assert any("billed_but_rejected" in m.text for m in mismatches)
+    kinds = browser.find_element(By.ID, "message-mismatches").text
+    assert "billed_but_rejected" in kinds
 
 
 def test_the_message_page_shows_what_explain_shows(browser: Any, served: Served) -> None:
