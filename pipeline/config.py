@@ -391,9 +391,10 @@ class AltegioSettings(_Section):
 
 class DashboardAuth(_RouteAuth):
     """What a browser presents on /dashboard: a token (``?token=`` once, then a cookie, or
-    ``Authorization: Bearer``) or HTTP Basic (any user name, the secret as password)."""
+    ``Authorization: Bearer``), HTTP Basic (any user name, the secret as password), or only
+    an address in ``allow_ips`` (type ip)."""
 
-    type: Literal["none", "token", "basic"] = "none"
+    type: Literal["none", "ip", "token", "basic"] = "none"
 
 
 class DashboardSettings(_Section):

@@ -90,7 +90,7 @@ def admit(gate: Gate, request: web.Request) -> web.StreamResponse | None:
     policy = gate.policy
     if policy.networks and not auth.peer_allowed(request.remote, policy.networks):
         return web.Response(status=403, text="address not allowed\n")
-    if policy.type == "none":
+    if policy.type in ("none", "ip"):
         return None
     if policy.type == "token":
         cookie = request.cookies.get(COOKIE, "")

@@ -189,3 +189,12 @@ async def test_no_partner_token_on_the_message_page(
         assert status == 200
         assert "callback/***" in body
         assert PARTNER_TOKEN not in body
+
+
+async def test_an_address_allow_list_keeps_others_out(db: Database, db_url: str) -> None:
+    outside = settings(db_url, auth={"type": "ip", "allow_ips": ["10.0.0.0/8"]})
+    inside = settings(db_url, auth={"type": "ip", "allow_ips": ["127.0.0.0/8"]})
+    async with running_app(standalone_app(outside, db)) as url:
+        assert (await fetch(f"{url}/dashboard/"))[0] == 403
+    async with running_app(standalone_app(inside, db)) as url:
+        assert (await fetch(f"{url}/dashboard/"))[0] == 200
