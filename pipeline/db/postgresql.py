@@ -145,9 +145,14 @@ class PostgreSQLBackend(Backend):
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
 
     def interactive_read(self, conn: Connection) -> None:
-        # JIT compiles a big query's expressions before running it: for the views' sums it
-        # took about 0.4 s that the run itself never won back (docs/benchmarks.md).
+        # JIT compiles a big query's expressions before running it: for v_invoices it took
+        # about 0.4 s that the run never won back. The daily views filter on ``day``, an
+        # expression the planner cannot estimate: it expects a few thousand rows, plans a
+        # sort of the whole month and a single-process GroupAggregate; hash aggregation in
+        # each parallel worker is what a month needs (about 40 % faster, docs/benchmarks.md).
+        # A sort an ORDER BY needs still happens; these hold for this transaction only.
         conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
 
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
