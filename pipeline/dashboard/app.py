@@ -219,6 +219,12 @@ def dashboard_app(settings: Settings, database: Database) -> web.Application:
 
 def mount(root: web.Application, settings: Settings, database: Database) -> None:
     """Serve the dashboard under ``PREFIX`` on ``root`` (the ingest app of ``run``)."""
+
+    async def with_slash(request: web.Request) -> web.StreamResponse:
+        query = f"?{request.query_string}" if request.query_string else ""
+        raise web.HTTPFound(f"{PREFIX}/{query}")
+
+    root.router.add_get(PREFIX, with_slash)
     root.add_subapp(PREFIX, dashboard_app(settings, database))
 
 

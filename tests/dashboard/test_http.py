@@ -53,6 +53,8 @@ async def test_an_empty_database_shows_empty_pages(db: Database, db_url: str) ->
         assert status == 200 and body.startswith("day,partner,currency_iso,")
         status, _, response = await fetch(f"{url}/", allow_redirects=False)
         assert status == 302 and response.headers["Location"] == "/dashboard/"
+        status, _, response = await fetch(f"{url}/dashboard?period=day", allow_redirects=False)
+        assert status == 302 and response.headers["Location"] == "/dashboard/?period=day"
 
 
 async def test_a_database_without_the_schema_is_a_503_page_that_says_so(
