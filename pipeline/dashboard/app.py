@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from pipeline.config import Settings
-from pipeline.dashboard import auth
+from pipeline.dashboard import auth, rollup
 from pipeline.dashboard.filters import FilterError
 from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
@@ -80,6 +81,8 @@ class Dashboard:
     head: str = field(default_factory=head_revision)
     #: Reads tuned for a person waiting (``Backend.interactive_read``); off only to measure.
     interactive: bool = True
+    #: One rollup refresh at a time in this process (the database lock covers the others).
+    refreshing: threading.Lock = field(default_factory=threading.Lock)
 
     def check_schema(self) -> None:
         try:
@@ -106,6 +109,22 @@ class Dashboard:
             if self.interactive:
                 backend.interactive_read(conn)
             return work(conn)
+
+    def refresh_rollup(self) -> rollup.Refreshed:
+        """Bring ``dashboard_daily`` up to the projection before a page reads it: the days
+        whose messages changed since the last refresh, in one write transaction."""
+        with self.refreshing, self.database.write() as conn:
+            return rollup.refresh(conn)
+
+    def warm(self) -> None:
+        """The first refresh at start-up (a whole build right after the migration), so the
+        first person to open a page does not wait for it. Any trouble is left to the pages,
+        which say what it is."""
+        try:
+            self.check_schema()
+            self.refresh_rollup()
+        except Exception as exc:
+            log.info("dashboard rollup not refreshed at start-up: %s", type(exc).__name__)
 
     async def fetch(self, *works: Callable[[Connection], Any]) -> list[Any]:
         """Several reads at once, each in its own thread and transaction."""
@@ -214,7 +233,20 @@ def dashboard_app(settings: Settings, database: Database) -> web.Application:
     env.globals["prefix"] = PREFIX
     pages.add_routes(app)
     app.router.add_static("/static", HERE / "static", name="static")
+    app.on_startup.append(_start_warming)
+    app.on_cleanup.append(_finish_warming)
     return app
+
+
+WARMING = web.AppKey("warming", asyncio.Task)
+
+
+async def _start_warming(app: web.Application) -> None:
+    app[WARMING] = asyncio.create_task(asyncio.to_thread(app[DASHBOARD].warm))
+
+
+async def _finish_warming(app: web.Application) -> None:
+    await app[WARMING]
 
 
 def mount(root: web.Application, settings: Settings, database: Database) -> None:

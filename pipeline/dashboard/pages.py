@@ -54,13 +54,18 @@ async def _filters(request: web.Request) -> Filters:
     return parse_filters(query, default)
 
 
-async def _cached(request: web.Request, name: str, f: Filters, *works: Any) -> list[Any]:
-    """The page's reads, reused while the projection has not moved (PageCache)."""
+async def _cached(
+    request: web.Request, name: str, f: Filters, *works: Any, daily: bool = False
+) -> list[Any]:
+    """The page's reads, reused while the projection has not moved (PageCache). ``daily``:
+    they read the rollup, refreshed first."""
     dash = _dash(request)
     position = await asyncio.to_thread(dash.read, queries.checkpoint)
     key = (name, f)
     found = dash.cache.get(key, position)
     if found is None:
+        if daily:
+            await asyncio.to_thread(dash.refresh_rollup)
         found = await dash.fetch(*works)
         dash.cache.put(key, position, found)
     return found
@@ -89,7 +94,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     margin_data, delivery, billing, ops = await _cached(
         request, "overview", f,
         lambda c: queries.margin_data(c, f), lambda c: queries.delivery_data(c, f),
-        lambda c: queries.billing_data(c, f), queries.operations,
+        lambda c: queries.billing_data(c, f), queries.operations, daily=True,
     )  # fmt: skip
     days = [d.isoformat() for d in f.days]
     per_day = {key[0]: money for key, money in margin_data.by("day")}
@@ -156,7 +161,7 @@ async def margin(request: web.Request) -> web.StreamResponse:
     if sort not in SORTS:
         sort = "margin"
     desc = request.query.get("dir", "asc" if sort == "name" else "desc") == "desc"
-    (data,) = await _cached(request, "margin", f, lambda c: queries.margin_data(c, f))
+    (data,) = await _cached(request, "margin", f, lambda c: queries.margin_data(c, f), daily=True)
     return _page(
         request, "margin.html", f,
         by_route=_sorted(data.by("carrier", "country"), sort, desc),

@@ -2,11 +2,14 @@
 parameters only, and the two operational figures no view has (dispatch backlog, projector
 lag).
 
-Money is read from the views' integer columns (``*_nano``, ``*_minor``) and summed as Python
-integers, then shown as ``Decimal``: exact on both engines, never a float. A month of the
-daily views is a few thousand rows, so a page reads each view once for the whole period,
-unfiltered by partner and carrier, and narrows and groups in Python: the same scan gives
-the rows, the totals and the names the filter menus offer.
+Money is read from integer columns (``*_nano``, ``*_minor``) and summed as Python integers,
+then shown as ``Decimal``: exact on both engines, never a float. The daily figures (margin,
+delivery, billing) come from ``dashboard_daily``, the dashboard's rollup of the same rows
+the daily views sum (``pipeline.dashboard.rollup``, refreshed before a page reads it): a
+month is a few thousand rows however many messages it had, and the sums equal the views'
+exactly (tests/dashboard/test_rollup.py). A page reads the month once, unfiltered by
+partner and carrier, and narrows and groups in Python: the same read gives the rows, the
+totals and the names the filter menus offer.
 """
 
 from __future__ import annotations
@@ -111,11 +114,15 @@ class MarginData:
 
 
 def margin_data(conn: Connection, f: Filters) -> MarginData:
+    # v_margin_daily's rows, from the rollup.
     found = conn.execute(
         text(
-            "SELECT day, partner, carrier, country, messages, revenue_nano, cost_nano, "
-            "margin_nano, fx_missing FROM v_margin_daily "
-            "WHERE day >= :first AND day < :after"
+            "SELECT day, partner, carrier, country, CAST(sum(messages) AS BIGINT) AS messages, "
+            "CAST(sum(revenue_nano) AS BIGINT) AS revenue_nano, "
+            "CAST(sum(cost_nano) AS BIGINT) AS cost_nano, "
+            "CAST(sum(margin_nano) AS BIGINT) AS margin_nano, "
+            "CAST(sum(fx_missing) AS BIGINT) AS fx_missing FROM dashboard_daily "
+            "WHERE day >= :first AND day < :after GROUP BY day, partner, carrier, country"
         ),
         _days(f),
     ).all()
@@ -151,17 +158,20 @@ class DeliveryData:
 
 def delivery_data(conn: Connection, f: Filters) -> DeliveryData:
     params: dict[str, Any] = _days(f)
+    # v_delivery_daily's rows, from the rollup; the rate rounded as the view rounds it.
     sql = (
-        "SELECT day, carrier, messages, delivered, in_progress, delivery_rate "
-        "FROM v_delivery_daily WHERE day >= :first AND day < :after"
+        "SELECT day, carrier, CAST(sum(messages) AS BIGINT) AS messages, "
+        "CAST(sum(delivered) AS BIGINT) AS delivered, CAST(sum(finals) AS BIGINT) AS finals "
+        "FROM dashboard_daily WHERE day >= :first AND day < :after AND carrier IS NOT NULL"
     )
     if f.carrier is not None:
         sql += " AND carrier = :carrier"
         params["carrier"] = f.carrier
+    sql += " GROUP BY day, carrier"
     cells = {}
     for r in conn.execute(text(sql), params):
-        view_rate = None if r.delivery_rate is None else Decimal(str(r.delivery_rate))
-        cells[(r.day, r.carrier)] = (r.messages, r.delivered, r.messages - r.in_progress, view_rate)
+        messages, delivered, finals = int(r.messages), int(r.delivered), int(r.finals)
+        cells[(r.day, r.carrier)] = (messages, delivered, finals, rate(delivered, finals))
     return DeliveryData(cells, sorted({c for _d, c in cells}))
 
 
@@ -186,11 +196,12 @@ class BillingData:
 def billing_data(conn: Connection, f: Filters) -> BillingData:
     """What the partners owe in the period, per currency (every currency for the menu)."""
     params: dict[str, Any] = _days(f)
+    # v_billing_daily summed per currency, from the rollup (its priced messages only).
     sql = (
-        "SELECT currency_iso, sum(messages) AS messages, sum(parts) AS parts, "
-        "sum(charged_messages) AS charged, sum(payment_sum_minor) AS minor, "
-        "max(currency_exponent) AS exponent FROM v_billing_daily "
-        "WHERE day >= :first AND day < :after"
+        "SELECT currency_iso, sum(priced) AS messages, sum(priced_parts) AS parts, "
+        "sum(charged) AS charged, sum(payment_sum_minor) AS minor, "
+        "max(currency_exponent) AS exponent FROM dashboard_daily "
+        "WHERE day >= :first AND day < :after AND priced > 0"
     )
     if f.partner is not None:
         sql += " AND partner = :partner"

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 APPEND_LOCK_KEY = 0x736D7372
 #: "smsp" in ASCII: distinct from the append lock. One projector per database.
 PROJECTOR_LOCK_KEY = 0x736D7370
+#: The dashboard's daily rollup refresh (one at a time, whichever process serves pages).
+ROLLUP_LOCK_KEY = 0x736D7364
 
 #: Decimal places the exact money sum keeps (carrier prices are quoted to 8).
 MONEY_SUM_SCALE = 8
@@ -141,6 +143,12 @@ class Backend(ABC):
     @abstractmethod
     def serialise_appends(self, conn: Connection) -> None:
         """Make this write transaction the only one appending until it ends."""
+
+    def serialise_rollup(self, conn: Connection) -> None:
+        """Make this write transaction the only one refreshing the dashboard's rollup until
+        it ends, so pages served at once by several processes do not rebuild the same days
+        twice. SQLite's BEGIN IMMEDIATE already serialises every writer."""
+        return None
 
     @abstractmethod
     def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:

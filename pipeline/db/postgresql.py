@@ -36,6 +36,7 @@ from pipeline.db.backend import (
     MONEY_SUM_SCALE,
     NAMED_PARAMETER,
     PROJECTOR_LOCK_KEY,
+    ROLLUP_LOCK_KEY,
     Backend,
     render_pyformat,
 )
@@ -128,6 +129,9 @@ class PostgreSQLBackend(Backend):
 
     def serialise_appends(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+
+    def serialise_rollup(self, conn: Connection) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
 
     def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:
         return _advisory_lock(db, wait)
