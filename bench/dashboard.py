@@ -11,6 +11,12 @@ dashboard in this process on 127.0.0.1 with the page cache off (``dashboard.cach
 projection has not moved. Prints medians, in seconds, and a full scan of the table as a
 baseline (the machine's load varies: read the pages against it). ``--jit`` repeats the
 cold renders with PostgreSQL's JIT on (the server default; the dashboard turns it off).
+
+The overview and margin pages read the daily rollup (``dashboard_daily``): the bench times
+its whole build (what the first refresh after the migration does, once), an incremental
+refresh after one day's messages changed (``last_position`` raised on every message of
+2026-01-15, as the projector raises it), and the overview page rendered right after such a
+change (the refresh inside the page's time).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report_month import REPORTING_CURRENCY, Month, seed
 from pipeline.config import Settings
+from pipeline.dashboard import rollup
 from pipeline.dashboard.app import DASHBOARD, PREFIX, dashboard_app
 from pipeline.db import schema
 from pipeline.db.engine import Database
@@ -69,6 +76,45 @@ def baseline(db: Database, runs: int) -> None:
     print(f"| scan of message_state (baseline) | | {statistics.median(walls):.3f} ({each}) | |")
 
 
+def touch_a_day(db: Database) -> int:
+    """Raise ``last_position`` on every message of one day, as new events for each would."""
+    with db.write() as conn:
+        head = conn.execute(text("SELECT max(last_position) FROM message_state")).scalar() or 0
+        touched = conn.execute(
+            text(
+                "UPDATE message_state SET last_position = :head + 1 "
+                "WHERE accepted_at >= '2026-01-15T00:00:00Z' "
+                "AND accepted_at < '2026-01-16T00:00:00Z'"
+            ),
+            {"head": head},
+        ).rowcount
+    return int(touched)
+
+
+def measure_rollup(db: Database, runs: int) -> None:
+    """The rollup's whole build (once, after the migration) and an incremental refresh of
+    one changed day."""
+    started = time.perf_counter()
+    with db.write() as conn:
+        done = rollup.refresh(conn, full=True)
+        rows = conn.execute(text("SELECT count(*) FROM dashboard_daily")).scalar()
+    wall = time.perf_counter() - started
+    print(f"| rollup: whole build ({done.days} days, {rows:,} rows) | | {wall:.3f} | |")
+    walls, touched = [], 0
+    for _ in range(runs):
+        touched = touch_a_day(db)
+        started = time.perf_counter()
+        with db.write() as conn:
+            done = rollup.refresh(conn)
+        walls.append(time.perf_counter() - started)
+        assert done.days == 1 and not done.full, done
+    each = ", ".join(f"{w:.3f}" for w in walls)
+    print(
+        f"| rollup: refresh after one day changed ({touched:,} messages) | | "
+        f"{statistics.median(walls):.3f} ({each}) | |"
+    )
+
+
 async def measure(db: Database, url: str, runs: int, *, jit: bool = False) -> None:
     for cache in (0.0, 600.0):
         settings = Settings.model_validate(
@@ -95,6 +141,17 @@ async def measure(db: Database, url: str, runs: int, *, jit: bool = False) -> No
                 each = ", ".join(f"{w:.3f}" for w in walls)
                 median = statistics.median(walls)
                 print(f"| {name} | {label} | {median:.3f} ({each}) | {size:,} |", flush=True)
+            if not cache and not jit:
+                walls = []
+                for _ in range(runs):
+                    touched = await asyncio.to_thread(touch_a_day, db)
+                    walls.append((await render(http, base + PAGES["overview"]))[0])
+                each = ", ".join(f"{w:.3f}" for w in walls)
+                print(
+                    f"| overview right after {touched:,} messages of a day changed | cold | "
+                    f"{statistics.median(walls):.3f} ({each}) | |",
+                    flush=True,
+                )
 
 
 def main() -> None:
@@ -126,9 +183,12 @@ def main() -> None:
             with db.write() as conn:
                 conn.exec_driver_sql("ANALYZE")
             print(f"seeded {args.messages:,} messages in {time.perf_counter() - started:.0f} s")
+        schema.upgrade(db.engine)  # a kept database may predate the rollup's migration
         print("| page | cache | median s (runs) | bytes |\n|---|---|---|---|")
         baseline(db, args.runs)
+        measure_rollup(db, args.runs)
         asyncio.run(measure(db, url, args.runs))
+        baseline(db, args.runs)
         if args.jit:
             asyncio.run(measure(db, url, args.runs, jit=True))
             baseline(db, args.runs)

@@ -93,7 +93,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     f = await _filters(request)
     margin_data, delivery, billing, ops = await _cached(
         request, "overview", f,
-        lambda c: queries.margin_data(c, f), lambda c: queries.delivery_data(c, f),
+        lambda c: queries.margin_data(c, f, ("day",)), lambda c: queries.delivery_data(c, f),
         lambda c: queries.billing_data(c, f), queries.operations, daily=True,
     )  # fmt: skip
     days = [d.isoformat() for d in f.days]
@@ -161,7 +161,10 @@ async def margin(request: web.Request) -> web.StreamResponse:
     if sort not in SORTS:
         sort = "margin"
     desc = request.query.get("dir", "asc" if sort == "name" else "desc") == "desc"
-    (data,) = await _cached(request, "margin", f, lambda c: queries.margin_data(c, f), daily=True)
+    (data,) = await _cached(
+        request, "margin", f,
+        lambda c: queries.margin_data(c, f, ("carrier", "country"), ("partner",)), daily=True,
+    )  # fmt: skip
     return _page(
         request, "margin.html", f,
         by_route=_sorted(data.by("carrier", "country"), sort, desc),
