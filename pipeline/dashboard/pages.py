@@ -176,7 +176,9 @@ async def margin(request: web.Request) -> web.StreamResponse:
 
 async def disputes(request: web.Request) -> web.StreamResponse:
     f = await _filters(request)
-    (groups,) = await _cached(request, "disputes", f, lambda c: queries.disputes(c, f))
+    (groups,) = await _cached(
+        request, "disputes", f, lambda c: queries.disputes(c, f, DISPUTE_ROWS)
+    )
     return _page(request, "disputes.html", f, groups=groups, shown=DISPUTE_ROWS,
                  currencies=sorted({g.currency for g in groups if g.currency}))  # fmt: skip
 

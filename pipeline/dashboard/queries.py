@@ -337,30 +337,47 @@ class DisputeGroup:
         return nano(self.at_stake)
 
 
-def disputes(conn: Connection, f: Filters) -> list[DisputeGroup]:
+def disputes(conn: Connection, f: Filters, shown: int = 100) -> list[DisputeGroup]:
     """Every open mismatch (whatever the period: an open dispute is open now), grouped by
-    kind and currency, the groups and their rows by amount at stake, largest first."""
+    kind and currency, the groups by amount at stake, largest first, each with its
+    ``shown`` largest rows. The counts and sums are SQL's, and only the rows shown are
+    read: thousands of open mismatches are a few groups and a few hundred rows."""
     backend = backend_of(conn)
-    params: dict[str, Any] = {}
-    sql = (
-        "SELECT o.id, o.message_id, o.kind, o.origin, o.amount_at_stake_nano, o.currency, "
-        "o.invoice_id, o.opened_at, o.age_hours, s.partner, s.carrier "
-        "FROM v_open_mismatches o LEFT JOIN v_message_status s ON s.message_id = o.message_id "
-        "WHERE 1 = 1"
-    )
+    params: dict[str, Any] = {"shown": shown}
+    source = "v_open_mismatches o"
+    where = "WHERE 1 = 1"
     for name, column in (("partner", "s.partner"), ("carrier", "s.carrier"),
                          ("currency", "o.currency")):  # fmt: skip
         value = getattr(f, name)
         if value is not None:
-            sql += f" AND {column} = :{name}"
+            where += f" AND {column} = :{name}"
             params[name] = value
+    if f.partner is not None or f.carrier is not None:
+        source += " LEFT JOIN v_message_status s ON s.message_id = o.message_id"
     groups: dict[tuple[str, str | None], DisputeGroup] = {}
+    for r in conn.execute(
+        text(
+            "SELECT o.kind, o.currency, count(*) AS n, "
+            f"CAST(sum(o.amount_at_stake_nano) AS BIGINT) AS at_stake FROM {source} {where} "
+            "GROUP BY o.kind, o.currency"
+        ),
+        params,
+    ):
+        groups[(r.kind, r.currency)] = DisputeGroup(r.kind, r.currency, int(r.n), r.at_stake)
+    ranked = (
+        "SELECT o.id, o.message_id, o.kind, o.origin, o.amount_at_stake_nano, o.currency, "
+        "o.invoice_id, o.opened_at, o.age_hours, row_number() OVER (PARTITION BY o.kind, "
+        "o.currency ORDER BY (o.amount_at_stake_nano IS NULL), o.amount_at_stake_nano DESC, "
+        f"o.id) AS rank FROM {source} {where}"
+    )
+    sql = (
+        "SELECT r.id, r.message_id, r.kind, r.origin, r.amount_at_stake_nano, r.currency, "
+        "r.invoice_id, r.opened_at, r.age_hours, m.partner, m.carrier "
+        f"FROM ({ranked}) r LEFT JOIN v_message_status m ON m.message_id = r.message_id "
+        "WHERE r.rank <= :shown"
+    )
     for r in conn.execute(text(sql), params):
-        key = (r.kind, r.currency)
-        group = groups.get(key) or groups.setdefault(key, DisputeGroup(r.kind, r.currency))
-        group.count += 1
-        group.at_stake = _add(group.at_stake, r.amount_at_stake_nano)
-        group.rows.append(
+        groups[(r.kind, r.currency)].rows.append(
             Dispute(
                 r.id,
                 r.message_id,

@@ -198,3 +198,34 @@ def test_the_invoices_page_reads_the_rows_of_v_invoices(db: Database) -> None:
     )  # fmt: skip
     assert got == want
     assert any(row[6] for row in want), "the log should dispute some invoice line"
+
+
+@pytest.mark.parametrize("partner", [None, "default"])
+def test_the_disputes_page_counts_in_sql_and_reads_only_the_rows_it_shows(
+    db: Database, partner: str | None
+) -> None:
+    from tests.reporting.test_views import load
+
+    load(db)
+    wide = Filters("custom", date(2000, 1, 1), date(2000, 1, 1), date(2100, 1, 1), partner)
+    with db.read() as conn:
+        groups = queries.disputes(conn, wide, shown=2)
+    rows = _view(
+        db,
+        "SELECT o.*, s.partner FROM v_open_mismatches o "
+        "LEFT JOIN v_message_status s ON s.message_id = o.message_id",
+    )
+    want: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
+    for r in rows:
+        if partner is None or r.partner == partner:
+            want[(r.kind, r.currency)].append(r)
+    assert {(g.kind, g.currency) for g in groups} == set(want)
+    assert any(len(v) > 2 for v in want.values()), "the log should have a group beyond 2"
+    for g in groups:
+        mine = want[(g.kind, g.currency)]
+        assert g.count == len(mine)
+        amounts = [r.amount_at_stake_nano for r in mine if r.amount_at_stake_nano is not None]
+        assert g.at_stake == (sum(amounts) if amounts else None)
+        top = sorted(mine, key=lambda r: (r.amount_at_stake_nano is None,
+                                         -(r.amount_at_stake_nano or 0), r.id))[:2]  # fmt: skip
+        assert [d.id for d in g.rows] == [r.id for r in top]
