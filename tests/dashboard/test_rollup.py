@@ -229,3 +229,21 @@ def test_the_disputes_page_counts_in_sql_and_reads_only_the_rows_it_shows(
         top = sorted(mine, key=lambda r: (r.amount_at_stake_nano is None,
                                          -(r.amount_at_stake_nano or 0), r.id))[:2]  # fmt: skip
         assert [d.id for d in g.rows] == [r.id for r in top]
+
+
+def test_the_rebuild_command_rolls_the_days_up_again(db_url: str, db: Database) -> None:
+    """``smsrecon dashboard --rebuild-rollup``: after a rebuild that re-derived figures
+    without raising any last_position (here: a rollup row tampered with), whole again."""
+    from click.testing import CliRunner
+
+    from pipeline.cli.main import cli
+
+    append(db, events_over_days(7, messages=15))
+    project(db, rules())
+    refresh(db)
+    with db.write() as conn:
+        conn.execute(text("UPDATE dashboard_daily SET messages = messages + 1"))
+    result = CliRunner().invoke(cli, ["--database-url", db_url, "dashboard", "--rebuild-rollup"])
+    assert result.exit_code == 0, result.output
+    assert "rollup rebuilt:" in result.output
+    assert_rollup_is_the_views(db)
