@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ venv: $(STAMP)
 
 demo: venv
 	$(BIN)/smsrecon demo
+
+# The dashboard's screenshots in docs/dashboard/, taken by its browser tests (needs chromium
+# and chromium-driver).
+screenshots: venv
+	SMSRECON_SCREENSHOTS=docs/dashboard $(BIN)/pytest tests/dashboard/test_browser.py -q \
+		-k "sqlite and test_every_page_loads"
 
 test: venv
 	$(BIN)/ruff check .

@@ -389,6 +389,28 @@ class AltegioSettings(_Section):
     partners: dict[str, PartnerSettings] = {}
 
 
+class DashboardAuth(_RouteAuth):
+    """What a browser presents on /dashboard: a token (``?token=`` once, then a cookie, or
+    ``Authorization: Bearer``), HTTP Basic (any user name, the secret as password), or only
+    an address in ``allow_ips`` (type ip)."""
+
+    type: Literal["none", "ip", "token", "basic"] = "none"
+
+
+class DashboardSettings(_Section):
+    """The read-only finance dashboard (docs/dashboard.md)."""
+
+    #: Where ``smsrecon dashboard`` listens (``smsrecon run`` serves it on ingest's port).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    #: Without auth the dashboard refuses any address but loopback.
+    auth: DashboardAuth = DashboardAuth()
+    #: Serve /dashboard from ``smsrecon run`` too.
+    with_run: bool = True
+    #: Seconds a page's figures are reused while the projection has not moved (0: never).
+    cache_seconds: Duration = 30.0
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -400,6 +422,7 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
     altegio: AltegioSettings = AltegioSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     #: Where the file part came from (None: defaults only). Not a setting.
     source_file: str | None = Field(default=None, exclude=True)

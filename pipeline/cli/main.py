@@ -20,6 +20,12 @@ def _db() -> click.Command:
     return db
 
 
+def _dashboard() -> click.Command:
+    from pipeline.cli.dashboard_command import dashboard
+
+    return dashboard
+
+
 def _deliveries() -> click.Command:
     from pipeline.cli.dispatch_commands import deliveries
 
@@ -136,6 +142,7 @@ def _serve() -> click.Command:
 
 #: Every command: name -> its loader.
 COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "dashboard": _dashboard,
     "db": _db,
     "deliveries": _deliveries,
     "dispatch": _dispatch,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import click
 from aiohttp import web
@@ -40,6 +41,7 @@ def run(host: str | None, port: int | None) -> None:
         log.warning("%s", warning)
     database = ctx.database()
     app = build_ingest_app(settings, database)
+    board = _mount_dashboard(app, settings, database, host)
     scheduler = build_scheduler(settings, database)
 
     async def start_scheduler(_app: web.Application) -> None:
@@ -53,7 +55,8 @@ def run(host: str | None, port: int | None) -> None:
     app.on_cleanup.insert(0, stop_scheduler)
 
     def ready(url: str) -> None:
-        click.echo(f"smsrecon running: ingest on {url}, jobs: project, dispatch", err=False)
+        where = f"dashboard on {url}/dashboard/" if board is None else board
+        click.echo(f"smsrecon running: ingest on {url}, {where}, jobs: project, dispatch")
         log.info("listening on %s", url)
 
     serve_in_foreground(
@@ -63,3 +66,23 @@ def run(host: str | None, port: int | None) -> None:
         on_ready=ready,
     )
     click.echo("smsrecon stopped cleanly")
+
+
+def _mount_dashboard(app: web.Application, settings: Any, database: Any, host: str) -> str | None:
+    """Serve /dashboard beside ingest; None when mounted, else why not (for the banner).
+
+    A dashboard without auth is never served on a non-loopback address (it shows every
+    partner's money); ``run`` then serves ingest alone rather than refusing to start.
+    """
+    from pipeline.config import ConfigError
+    from pipeline.dashboard.app import mount
+    from pipeline.dashboard.auth import check_exposure
+
+    if not settings.dashboard.with_run:
+        return "dashboard off (dashboard.with_run: false)"
+    try:
+        check_exposure(settings, host)
+    except ConfigError:
+        return "dashboard off (no dashboard.auth on a non-loopback address)"
+    mount(app, settings, database)
+    return None

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 APPEND_LOCK_KEY = 0x736D7372
 #: "smsp" in ASCII: distinct from the append lock. One projector per database.
 PROJECTOR_LOCK_KEY = 0x736D7370
+#: The dashboard's daily rollup refresh (one at a time, whichever process serves pages).
+ROLLUP_LOCK_KEY = 0x736D7364
 
 #: Decimal places the exact money sum keeps (carrier prices are quoted to 8).
 MONEY_SUM_SCALE = 8
@@ -166,6 +168,12 @@ class Backend(ABC):
     def serialise_appends(self, conn: Connection) -> None:
         """Make this write transaction the only one appending until it ends."""
 
+    def serialise_rollup(self, conn: Connection) -> None:
+        """Make this write transaction the only one refreshing the dashboard's rollup until
+        it ends, so pages served at once by several processes do not rebuild the same days
+        twice. SQLite's BEGIN IMMEDIATE already serialises every writer."""
+        return None
+
     @abstractmethod
     def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:
         """Yield True while this process holds the projector lock, False if another does."""
@@ -182,6 +190,17 @@ class Backend(ABC):
         (a report reads the checkpoint and then many pages; all must agree). SQLite's
         deferred read transaction already does, from its first read on."""
         return {}
+
+    def bound_lock_wait(self, conn: Connection, milliseconds: int) -> None:
+        """Make a read in ``conn``'s transaction fail, not wait, when a lock (a migration
+        rewriting a table or a view) is held longer than ``milliseconds``. SQLite's readers
+        never wait for a writer under WAL."""
+        return None
+
+    def interactive_read(self, conn: Connection) -> None:
+        """Tune ``conn``'s transaction for a person waiting on a page rather than for a
+        batch job (nothing to tune on SQLite)."""
+        return None
 
     @abstractmethod
     def database_size(self, conn: Connection) -> int:

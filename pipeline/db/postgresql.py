@@ -36,6 +36,7 @@ from pipeline.db.backend import (
     MONEY_SUM_SCALE,
     NAMED_PARAMETER,
     PROJECTOR_LOCK_KEY,
+    ROLLUP_LOCK_KEY,
     Backend,
     render_pyformat,
 )
@@ -129,6 +130,9 @@ class PostgreSQLBackend(Backend):
     def serialise_appends(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
 
+    def serialise_rollup(self, conn: Connection) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY})
+
     def projector_lock(self, db: Database, *, wait: bool) -> AbstractContextManager[bool]:
         return _advisory_lock(db, wait)
 
@@ -139,6 +143,20 @@ class PostgreSQLBackend(Backend):
         # READ COMMITTED takes a new snapshot per statement: a projector commit between two
         # pages would mix two positions into one report.
         return {"isolation_level": "REPEATABLE READ"}
+
+    def bound_lock_wait(self, conn: Connection, milliseconds: int) -> None:
+        # SET LOCAL: for this transaction only, so a pooled connection keeps its default.
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
+
+    def interactive_read(self, conn: Connection) -> None:
+        # JIT compiles a big query's expressions before running it: for v_invoices it took
+        # about 0.4 s that the run never won back. The daily views filter on ``day``, an
+        # expression the planner cannot estimate: it expects a few thousand rows, plans a
+        # sort of the whole month and a single-process GroupAggregate; hash aggregation in
+        # each parallel worker is what a month needs (about 40 % faster, docs/benchmarks.md).
+        # A sort an ORDER BY needs still happens; these hold for this transaction only.
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
 
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)

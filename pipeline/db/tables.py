@@ -80,6 +80,7 @@ def part_tables() -> tuple[Table, ...]:
     Each part keeps its tables beside its code and defines them on ``metadata``, which it
     imports from this module; so the parts are imported here, on first use, not at the top.
     """
+    from pipeline.dashboard import tables as dashboard_tables
     from pipeline.dispatch import tables as dispatch_tables
     from pipeline.ingest import tables as ingest_tables
     from pipeline.mismatches import table as mismatch_table
@@ -102,4 +103,6 @@ def part_tables() -> tuple[Table, ...]:
         projector_tables.price_tables,
         report_tables.report_runs,
         report_tables.report_periods,
+        dashboard_tables.dashboard_daily,
+        dashboard_tables.dashboard_rollup,
     )

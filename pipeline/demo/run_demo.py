@@ -37,6 +37,8 @@ from pipeline.serving import running_app
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_DATABASE = Path("var/demo.db")
+#: Where ``demo --serve`` and the printed hint put the dashboard (``dashboard.port``).
+DASHBOARD_PORT = 8090
 
 #: Demo-only credentials, set in this process's environment and nowhere else.
 PARTNER_TOKEN = "demo-partner-token-0c5e"
@@ -256,6 +258,16 @@ def run_demo(path: Path = DEFAULT_DATABASE, database_url: str | None = None) -> 
     click.echo(
         f"\nNext: `{command} explain 232681` shows the audit trail of one message;"
         f" `{command} events tail --after 0` the raw log."
+    )
+    click.echo(dashboard_hint(config_path))
+
+
+def dashboard_hint(config_path: Path, port: int = DASHBOARD_PORT) -> str:
+    """Where the demo's dashboard is, and the command that serves it."""
+    return (
+        f"\nDashboard for this database: http://127.0.0.1:{port}/dashboard/ once served by\n"
+        f"  {smsrecon_command()} --config {shlex.quote(str(config_path))} dashboard --port {port}\n"
+        f"(or run `{smsrecon_command()} demo --serve`, which keeps it up until Ctrl-C)."
     )
 
 
