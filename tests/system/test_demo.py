@@ -47,7 +47,8 @@ def test_the_demo_s_printed_follow_ups_run_as_printed(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    commands = re.findall(r"`([^`]+)`", result.stdout.split("Next:")[1])
+    follow_ups = result.stdout.split("Next:")[1].split("Dashboard for this database")[0]
+    commands = re.findall(r"`([^`]+)`", follow_ups)
     assert len(commands) == 2 and all(" --config " in c for c in commands), commands
     for command in commands:
         argv = shlex.split(command)
