@@ -50,7 +50,7 @@ def add_dispatch_job(
         scheduler,
         run_dispatch_job,
         every=settings.scheduler.dispatch_interval,
-        args=(settings, db, observer),
+        args=(settings, db) if observer is None else (settings, db, observer),
         job_id=JOB_ID,
         name="dispatch statuses to Altegio",
         settings=settings,

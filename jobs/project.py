@@ -43,7 +43,8 @@ def add_project_job(
         scheduler,
         project_job,
         every=settings.scheduler.project_interval,
-        args=(db, settings, observer),
+        # The observer only when there is one: the job's arguments stay what they were.
+        args=(db, settings) if observer is None else (db, settings, observer),
         job_id=JOB_ID,
         name="project events into message_state",
         settings=settings,

@@ -24,8 +24,8 @@ def run(host: str | None, port: int | None) -> None:
     flushes the ingest write queue, and exits 0.
     """
     from jobs.scheduler import build_scheduler
-    from pipeline.ingest.exposure import exposure_warning
     from pipeline.health.routes import readiness_of
+    from pipeline.ingest.exposure import exposure_warning
     from pipeline.ingest.server import build_ingest_app
     from pipeline.metrics.stages import stage_metrics_of
 

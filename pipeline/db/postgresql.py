@@ -202,28 +202,29 @@ class PostgreSQLBackend(Backend):
 
         millis = max(1, int(timeout * 1000))
         try:
-            with db.engine.connect() as conn:
-                with conn.begin() as transaction:
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {millis}")
-                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {millis}")
-                    recovery, read_only = conn.execute(
-                        text(
-                            "SELECT pg_is_in_recovery(), "
-                            "current_setting('transaction_read_only')"
-                        )
-                    ).one()
-                    if recovery:
-                        return WriteProbe("database_in_recovery", "pg_is_in_recovery() is true")
-                    if read_only == "on":
-                        return WriteProbe(
-                            "database_read_only", "transaction_read_only is on for new sessions"
-                        )
-                    conn.exec_driver_sql("LOCK TABLE events IN ROW EXCLUSIVE MODE NOWAIT")
-                    conn.exec_driver_sql("SELECT pg_current_xact_id()")
+            with db.engine.connect() as conn, conn.begin() as transaction:
+                try:
+                    return _probe_in(conn, millis)
+                finally:
                     transaction.rollback()
         except DBAPIError as exc:
             return _pg_problem(exc)
-        return WriteProbe(None)
+
+
+def _probe_in(conn: Connection, millis: int) -> WriteProbe:
+    """The probe's statements, in a transaction the caller rolls back."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(millis)}")
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(millis)}")
+    recovery, read_only = conn.execute(
+        text("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+    ).one()
+    if recovery:
+        return WriteProbe("database_in_recovery", "pg_is_in_recovery() is true")
+    if read_only == "on":
+        return WriteProbe("database_read_only", "transaction_read_only is on for new sessions")
+    conn.exec_driver_sql("LOCK TABLE events IN ROW EXCLUSIVE MODE NOWAIT")
+    conn.exec_driver_sql("SELECT pg_current_xact_id()")
+    return WriteProbe(None)
 
 
 #: SQLSTATE (or its class, two characters) -> write problem.

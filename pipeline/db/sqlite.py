@@ -217,9 +217,7 @@ class SQLiteBackend(Backend):
         except ValueError:
             return WriteProbe(None, "an in-memory database lives in this process")
         try:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout
-            )
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout)
         except sqlite3.Error as exc:
             return _sqlite_problem(exc, path)
         conn.isolation_level = None

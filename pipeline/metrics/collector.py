@@ -225,7 +225,6 @@ class DatabaseCollector(Collector):
         )
 
 
-
 def _capped_count(conn: Connection, column: Any, *where: Any) -> int:
     """``count(*)`` of the rows matching ``where``, stopped at ``COUNT_CAP``."""
     capped = select(column).where(*where).limit(COUNT_CAP).subquery()

@@ -57,8 +57,7 @@ class StageMetrics:
         )
         self.job_missed = Counter(
             "smsrecon_scheduler_job_missed",
-            "Scheduled runs that started later than scheduler.misfire_grace_time and were "
-            "not run.",
+            "Scheduled runs that started later than scheduler.misfire_grace_time and were not run.",
             ["job"],
             registry=registry,
         )

@@ -28,11 +28,7 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def dashboard_exprs() -> list[str]:
     dashboard = json.loads((OPS / "grafana-dashboard.json").read_text(encoding="utf-8"))
-    return [
-        target["expr"]
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-    ]
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
 def test_alert_rules_are_well_formed() -> None:
@@ -63,8 +59,10 @@ async def test_every_metric_the_ops_files_name_is_exported(db: Database) -> None
         exported = exported_names(await scrape(client))
     named = {
         (source, name)
-        for source, exprs in (("alerts.yml", [r["expr"] for r in alert_rules()]),
-                              ("grafana-dashboard.json", dashboard_exprs()))
+        for source, exprs in (
+            ("alerts.yml", [r["expr"] for r in alert_rules()]),
+            ("grafana-dashboard.json", dashboard_exprs()),
+        )
         for expr in exprs
         for name in METRIC.findall(expr)
     }
