@@ -383,8 +383,9 @@ class HealthSettings(_Section):
     max_dispatch_age: Duration = 3600.0
     #: SQLite: free bytes under the database's directory below which the disk counts as full.
     min_free_bytes: int = Field(default=536_870_912, ge=0)
-    #: How long the write probe waits for a lock before the database counts as locked.
-    probe_timeout: Duration = 2.0
+    #: How long the write probe waits for a lock before the database counts as locked
+    #: (above the longest write transaction, e.g. a projector batch on SQLite).
+    probe_timeout: Duration = 5.0
     #: How long one health answer is reused (one computation at a time, off the event loop).
     cache_seconds: Duration = 1.0
 

@@ -29,11 +29,8 @@ class HealthReport:
         return not self.reasons
 
     def as_json(self) -> dict[str, Any]:
-        checked = (
-            self.measurements.now.isoformat().replace("+00:00", "Z")
-            if (self.measurements)
-            else None
-        )
+        m = self.measurements
+        checked = m.now.isoformat().replace("+00:00", "Z") if m is not None else None
         return {
             "status": "ok" if self.healthy else "unhealthy",
             "checked_at": checked,
