@@ -19,15 +19,18 @@ from pipeline import logsafe
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.dispatch.dispatcher import DispatchSummary, dispatch_once
+from pipeline.dispatch.observe import DispatchObserver
 
 JOB_ID = "dispatch"
 log = logging.getLogger("smsrecon.jobs.dispatch")
 
 
-def run_dispatch_job(settings: Settings, db: Database) -> DispatchSummary | None:
+def run_dispatch_job(
+    settings: Settings, db: Database, observer: DispatchObserver | None = None
+) -> DispatchSummary | None:
     """One tick: dispatch until idle; the summary, or None when the run failed."""
     try:
-        summary = dispatch_once(db, settings, until_idle=True)
+        summary = dispatch_once(db, settings, until_idle=True, observer=observer)
     except Exception:
         log.exception("dispatch run failed; the next run retries")
         return None
@@ -36,13 +39,18 @@ def run_dispatch_job(settings: Settings, db: Database) -> DispatchSummary | None
     return summary
 
 
-def add_dispatch_job(scheduler: BaseScheduler, settings: Settings, db: Database) -> None:
+def add_dispatch_job(
+    scheduler: BaseScheduler,
+    settings: Settings,
+    db: Database,
+    observer: DispatchObserver | None = None,
+) -> None:
     logsafe.install()
     add_interval_job(
         scheduler,
         run_dispatch_job,
         every=settings.scheduler.dispatch_interval,
-        args=(settings, db),
+        args=(settings, db) if observer is None else (settings, db, observer),
         job_id=JOB_ID,
         name="dispatch statuses to Altegio",
         settings=settings,

@@ -13,16 +13,18 @@ from apscheduler.schedulers.base import BaseScheduler
 from jobs.interval import add_interval_job
 from pipeline.config import Settings
 from pipeline.db.engine import Database
-from pipeline.projector.runner import ProjectSummary, run_project
+from pipeline.projector.runner import ProjectorObserver, ProjectSummary, run_project
 
 log = logging.getLogger("smsrecon.jobs.project")
 
 JOB_ID = "project"
 
 
-def project_job(db: Database, settings: Settings) -> ProjectSummary | None:
+def project_job(
+    db: Database, settings: Settings, observer: ProjectorObserver | None = None
+) -> ProjectSummary | None:
     """One scheduled run: the same function as ``smsrecon project``, never waiting."""
-    summary = run_project(db, settings, wait=False)
+    summary = run_project(db, settings, wait=False, observer=observer)
     if summary is None:
         log.debug("another projector is active; skipped")
     elif summary.events:
@@ -30,13 +32,19 @@ def project_job(db: Database, settings: Settings) -> ProjectSummary | None:
     return summary
 
 
-def add_project_job(scheduler: BaseScheduler, settings: Settings, db: Database) -> None:
+def add_project_job(
+    scheduler: BaseScheduler,
+    settings: Settings,
+    db: Database,
+    observer: ProjectorObserver | None = None,
+) -> None:
     """Register the job: one instance at a time, missed runs coalesced into one."""
     add_interval_job(
         scheduler,
         project_job,
         every=settings.scheduler.project_interval,
-        args=(db, settings),
+        # The observer only when there is one: the job's arguments stay what they were.
+        args=(db, settings) if observer is None else (db, settings, observer),
         job_id=JOB_ID,
         name="project events into message_state",
         settings=settings,

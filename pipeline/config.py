@@ -372,6 +372,24 @@ class DispatcherSettings(_Section):
     body_shape: Literal["array", "object"] = "array"
 
 
+class HealthSettings(_Section):
+    """What ``/healthz`` holds the pipeline to (see docs/operations.md)."""
+
+    #: Positions in the log after the projector's checkpoint before /healthz says 503.
+    max_lag_events: int = Field(default=100_000, ge=1)
+    #: Age of the oldest event the projector has not folded yet, before /healthz says 503.
+    max_lag_seconds: Duration = 300.0
+    #: Age of the oldest delivery still waiting to reach Altegio, before /healthz says 503.
+    max_dispatch_age: Duration = 3600.0
+    #: SQLite: free bytes under the database's directory below which the disk counts as full.
+    min_free_bytes: int = Field(default=536_870_912, ge=0)
+    #: How long the write probe waits for a lock before the database counts as locked
+    #: (above the longest write transaction, e.g. a projector batch on SQLite).
+    probe_timeout: Duration = 5.0
+    #: How long one health answer is reused (one computation at a time, off the event loop).
+    cache_seconds: Duration = 1.0
+
+
 class PartnerSettings(_Section):
     token_env: EnvName
 
@@ -423,6 +441,7 @@ class Settings(_Section):
     dispatcher: DispatcherSettings = DispatcherSettings()
     altegio: AltegioSettings = AltegioSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    health: HealthSettings = HealthSettings()
 
     #: Where the file part came from (None: defaults only). Not a setting.
     source_file: str | None = Field(default=None, exclude=True)

@@ -26,8 +26,10 @@ def run(host: str | None, port: int | None) -> None:
     """
     from jobs.scheduler import build_scheduler
     from pipeline.dispatch.routes import PartnerTokens
+    from pipeline.health.routes import readiness_of
     from pipeline.ingest.exposure import exposure_warning
     from pipeline.ingest.server import build_ingest_app
+    from pipeline.metrics.stages import stage_metrics_of
 
     ctx = app_context()
     settings = ctx.settings
@@ -42,10 +44,13 @@ def run(host: str | None, port: int | None) -> None:
     database = ctx.database()
     app = build_ingest_app(settings, database)
     board = _mount_dashboard(app, settings, database, host)
-    scheduler = build_scheduler(settings, database)
+    scheduler = build_scheduler(settings, database, stage_metrics_of(app))
+    readiness = readiness_of(app)
+    readiness.expect("scheduler")
 
     async def start_scheduler(_app: web.Application) -> None:
         scheduler.start()
+        readiness.started("scheduler")
 
     async def stop_scheduler(_app: web.Application) -> None:
         # wait=True: a projection or dispatch in progress commits before we exit.

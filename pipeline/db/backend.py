@@ -16,6 +16,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +43,26 @@ CURRENCY_EXPONENTS = (0, 2, 3, 4)
 
 #: A ``:name`` parameter (not a ``::type`` cast).
 NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteProbe:
+    """Whether the database took a probe write: ``problem`` is None, or one of
+    ``WRITE_PROBLEMS``; ``detail`` says what the engine answered (never a password)."""
+
+    problem: str | None
+    detail: str = ""
+
+
+#: The reasons a write probe fails, as ``/healthz`` names them.
+WRITE_PROBLEMS = (
+    "database_unreachable",
+    "database_locked",
+    "database_read_only",
+    "database_in_recovery",
+    "disk_full",
+    "database_write_failed",
+)
 
 
 class Backend(ABC):
@@ -244,6 +265,19 @@ class Backend(ABC):
     @abstractmethod
     def restore_hint(self, db: Database, path: Path) -> str:
         """How to restore the copy at ``path`` over ``db`` (never with a password)."""
+
+    # -- health (``pipeline.health`` judges what these find) ------------------------------
+
+    @abstractmethod
+    def probe_write(self, db: Database, *, timeout: float) -> WriteProbe:
+        """Whether the database would take a write now, found by starting one and rolling
+        it back: nothing is stored, and the event log is never touched. Waits at most
+        about ``timeout`` seconds for a lock."""
+
+    def free_bytes(self, db: Database) -> int | None:
+        """Free bytes where the database's files live, or None when this process cannot
+        see that disk (a database server elsewhere)."""
+        return None
 
     def driver_errors(self, conn: Connection) -> tuple[type[BaseException], ...]:
         """What the driver raises for a stored value it cannot load."""

@@ -38,6 +38,7 @@ from pipeline.db.backend import (
     PROJECTOR_LOCK_KEY,
     ROLLUP_LOCK_KEY,
     Backend,
+    WriteProbe,
     render_pyformat,
 )
 
@@ -207,6 +208,63 @@ class PostgreSQLBackend(Backend):
 
         exact = func.sum(cast(func.trunc(cast(column, Numeric()), scale), Numeric()))
         return type_coerce(cast(exact, postgresql.TEXT()), Money())
+
+    def probe_write(self, db: Database, *, timeout: float) -> WriteProbe:
+        # Read-only and recovery are asked outright (a standby, default_transaction_read_only,
+        # SET SESSION CHARACTERISTICS all show in transaction_read_only). Then the lock every
+        # append takes, without waiting (a migration or a LOCK TABLE holding events shows as
+        # locked), and a transaction id (refused near wraparound). Rolled back: nothing is
+        # stored. A full disk shows only when one of these has to write (see
+        # docs/operations.md): the server's free space is not visible from here.
+        from sqlalchemy.exc import DBAPIError
+
+        millis = max(1, int(timeout * 1000))
+        try:
+            with db.engine.connect() as conn, conn.begin() as transaction:
+                try:
+                    return _probe_in(conn, millis)
+                finally:
+                    transaction.rollback()
+        except DBAPIError as exc:
+            return _pg_problem(exc)
+
+
+def _probe_in(conn: Connection, millis: int) -> WriteProbe:
+    """The probe's statements, in a transaction the caller rolls back."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(millis)}")
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(millis)}")
+    recovery, read_only = conn.execute(
+        text("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+    ).one()
+    if recovery:
+        return WriteProbe("database_in_recovery", "pg_is_in_recovery() is true")
+    if read_only == "on":
+        return WriteProbe("database_read_only", "transaction_read_only is on for new sessions")
+    conn.exec_driver_sql("LOCK TABLE events IN ROW EXCLUSIVE MODE NOWAIT")
+    conn.exec_driver_sql("SELECT pg_current_xact_id()")
+    return WriteProbe(None)
+
+
+#: SQLSTATE (or its class, two characters) -> write problem.
+_PG_PROBLEMS = {
+    "55P03": "database_locked",  # lock_not_available
+    "57014": "database_locked",  # query_canceled: statement_timeout while waiting
+    "25006": "database_read_only",  # read_only_sql_transaction
+    "53100": "disk_full",
+    "57P03": "database_unreachable",  # cannot_connect_now (starting up, shutting down)
+    "08": "database_unreachable",  # connection exceptions
+}
+
+
+def _pg_problem(exc: Exception) -> WriteProbe:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    # The server's message only (no URL, no password); its first line.
+    detail = f"{sqlstate or type(orig or exc).__name__}: {str(orig or exc).splitlines()[0]}"
+    problem = _PG_PROBLEMS.get(sqlstate) or _PG_PROBLEMS.get(sqlstate[:2])
+    if problem is None:
+        problem = "database_unreachable" if not sqlstate else "database_write_failed"
+    return WriteProbe(problem, detail[:300])
 
 
 @contextmanager

@@ -8,6 +8,7 @@ database, which the operating system releases when the process dies.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -21,7 +22,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import Integer, TypeDecorator
 
-from pipeline.db.backend import CURRENCY_EXPONENTS, MONEY_SUM_SCALE, Backend, iter_chunks
+from pipeline.db.backend import (
+    CURRENCY_EXPONENTS,
+    MONEY_SUM_SCALE,
+    Backend,
+    WriteProbe,
+    iter_chunks,
+)
 from pipeline.db.codec import json_text
 from pipeline.db.driver import driver_rows
 from pipeline.times import sqlite_time_text
@@ -199,6 +206,59 @@ class SQLiteBackend(Backend):
         fraction = func.substr(func.substr(text, dot + 1).op("||")(zeros), 1, scale)
         units = case((dot == 0, text.op("||")(zeros)), else_=whole.op("||")(fraction))
         return type_coerce(func.sum(cast(units, Integer)), _MinorUnits(scale))
+
+    def probe_write(self, db: Database, *, timeout: float) -> WriteProbe:
+        # BEGIN IMMEDIATE alone succeeds even on a read-only file, so the probe also writes
+        # the header's user_version (to the value it has) and rolls back: SQLite must then
+        # take the write lock and open the file (and its WAL) for writing, yet nothing
+        # reaches the disk. A connection of its own, so the wait is ``timeout``, not the
+        # pool's busy_timeout; ``mode=rw`` so a missing file is an error, not a new one.
+        try:
+            path = database_file(db)
+        except ValueError:
+            return WriteProbe(None, "an in-memory database lives in this process")
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout)
+        except sqlite3.Error as exc:
+            return _sqlite_problem(exc, path)
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version}")
+        except sqlite3.Error as exc:
+            return _sqlite_problem(exc, path)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+        return WriteProbe(None)
+
+    def free_bytes(self, db: Database) -> int | None:
+        try:
+            path = database_file(db)
+        except ValueError:
+            return None
+        return shutil.disk_usage(path.resolve().parent).free
+
+
+def _sqlite_problem(exc: sqlite3.Error, path: Path) -> WriteProbe:
+    """A probe's SQLite error as a write problem, by its primary result code."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    detail = f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return WriteProbe("database_locked", detail)
+    if code == sqlite3.SQLITE_READONLY:
+        return WriteProbe("database_read_only", detail)
+    if code == sqlite3.SQLITE_FULL:
+        return WriteProbe("disk_full", detail)
+    if code == sqlite3.SQLITE_CANTOPEN and path.exists():
+        # The file is there but cannot be opened for writing, or its WAL or journal cannot
+        # be created beside it: a read-only file or directory.
+        return WriteProbe("database_read_only", detail)
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return WriteProbe("database_unreachable", detail)
+    return WriteProbe("database_write_failed", detail)
 
 
 def _units_text(units: str, scale: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -47,8 +48,11 @@ class Delivery:
         clock: Callable[[], datetime],
         rng: random.Random,
         summary: DispatchSummary,
+        on_request: Callable[[float], None] | None = None,
     ) -> None:
         self.config = settings.dispatcher
+        #: Told each request's duration in seconds (the dispatch latency metric).
+        self.on_request = on_request
         self.clock = clock
         self.rng = rng
         self.summary = summary
@@ -130,9 +134,12 @@ class Delivery:
         first = batch[0]
         body = encode_body([r.payload for r in batch], shape=self.config.body_shape)
         self.summary.requests += 1
+        started = time.monotonic()
         outcome = await post_statuses(
             session, first.url, token=first.token, body=body, clock=self.clock
         )
+        if self.on_request is not None:
+            self.on_request(time.monotonic() - started)
         if outcome.action == "open_circuit":
             self.opened.add(partner)
         if outcome.action != "acknowledged":

@@ -26,6 +26,7 @@ from pipeline.db.engine import Database
 from pipeline.dispatch.claim import claim_due_deliveries
 from pipeline.dispatch.delivery import Delivery
 from pipeline.dispatch.model import Claim, ClaimedItem, DispatchSummary, Resolution, Routed
+from pipeline.dispatch.observe import DispatchObserver
 from pipeline.dispatch.record_queue import RecordQueue
 from pipeline.dispatch.routes import PartnerTokens
 from pipeline.dispatch.transport import make_session
@@ -55,8 +56,10 @@ class Dispatcher:
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         dispatcher_id: str | None = None,
+        observer: DispatchObserver | None = None,
     ) -> None:
         self.db = db
+        self.observer = observer
         self.settings = settings
         self.config = settings.dispatcher
         self.clock = clock
@@ -70,7 +73,12 @@ class Dispatcher:
     def _new_delivery(self) -> Delivery:
         """The delivery rules for one run, counting into this run's summary."""
         return Delivery(
-            self.settings, self.tokens, clock=self.clock, rng=self.rng, summary=self._summary
+            self.settings,
+            self.tokens,
+            clock=self.clock,
+            rng=self.rng,
+            summary=self._summary,
+            on_request=self.observer.request_done if self.observer is not None else None,
         )
 
     async def run(self, *, until_idle: bool = False, limit: int | None = None) -> DispatchSummary:
@@ -270,6 +278,8 @@ class Dispatcher:
             return
         self._summary.sent += sum(1 for r in resolutions if r.outcome is not None)
         self._records.submit(claim.owner, resolutions)
+        if self.observer is not None:
+            self.observer.settled(resolutions)
 
 
 def _unsent(item: ClaimedItem) -> Resolution:
@@ -284,11 +294,12 @@ def dispatch_once(
     limit: int | None = None,
     clock: Callable[[], datetime] = utc_now,
     rng: random.Random | None = None,
+    observer: DispatchObserver | None = None,
 ) -> DispatchSummary:
     """The function the CLI and the scheduled job both call. It appends to the log
     (``dispatch.*``), so the price tables in force are recorded first."""
     from pipeline.prices.record import record_prices
 
     record_prices(db, settings)
-    dispatcher = Dispatcher(db, settings, clock=clock, rng=rng)
+    dispatcher = Dispatcher(db, settings, clock=clock, rng=rng, observer=observer)
     return asyncio.run(dispatcher.run(until_idle=until_idle, limit=limit))

@@ -21,11 +21,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
-from sqlalchemy import text
 
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.eventlog.model import utc_now
+from pipeline.health.routes import install_health, readiness_of
 from pipeline.ingest import auth
 from pipeline.ingest import quarantine as quarantine_store
 from pipeline.ingest.adapters.base import RawRequest
@@ -33,6 +33,8 @@ from pipeline.ingest.faults import unparseable
 from pipeline.ingest.metrics import CONTENT_TYPE, IngestMetrics
 from pipeline.ingest.routing import InputError, Target, UnknownCarrier, interpret
 from pipeline.ingest.writer import ContentRejected, GroupCommitWriter, WriterUnavailable
+from pipeline.metrics.collector import DatabaseCollector
+from pipeline.metrics.stages import STAGES_KEY, StageMetrics
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +119,12 @@ def build_ingest_app(
         app.router.add_post(f"/v1/{kind}", _own_route(kind))
     app.router.add_route("GET", "/v1/dlr/{carrier}", _dlr)
     app.router.add_route("POST", "/v1/dlr/{carrier}", _dlr)
-    app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    _install_health_and_stage_metrics(app, settings, db, metrics)
 
     async def start_writer(app: web.Application) -> None:
         await app[STATE].writer.start()
+        readiness_of(app).started("writer")
 
     async def stop_writer(app: web.Application) -> None:
         # on_cleanup runs after in-flight handlers finished: everything they queued is
@@ -375,25 +378,22 @@ def quarantine_caps(settings: Settings) -> quarantine_store.Caps:
     )
 
 
-async def _healthz(request: web.Request) -> web.StreamResponse:
-    db = request.app[STATE].db
-
-    def ping() -> None:
-        with db.read() as conn:
-            conn.execute(text("SELECT 1"))
-
-    try:
-        await asyncio.wait_for(asyncio.to_thread(ping), timeout=5)
-    except Exception as exc:
-        return web.json_response(
-            {"status": "unavailable", "database": type(exc).__name__}, status=503
-        )
-    return web.json_response({"status": "ok"})
+def _install_health_and_stage_metrics(
+    app: web.Application, settings: Settings, db: Database, metrics: IngestMetrics
+) -> None:
+    """/healthz and /readyz (not ready until the writer has started), and every stage's
+    metrics on this app's registry: the in-process ones (``stage_metrics_of(app)`` feeds
+    the scheduler's jobs) and the database-backed collector."""
+    check = install_health(app, settings, db)
+    readiness_of(app).expect("writer")
+    app[STAGES_KEY] = StageMetrics(metrics.registry)
+    metrics.registry.register(DatabaseCollector(db, settings, check))
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     refused = _authenticate(request, _raw(request, b""), METRICS)
     if refused is not None:
         return refused
-    body = request.app[STATE].metrics.render()
+    # The database-backed collector queries at scrape time: off the event loop.
+    body = await asyncio.to_thread(request.app[STATE].metrics.render)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import func, select
 
@@ -18,6 +19,14 @@ from pipeline.projector.finance import CarrierTerms, FinanceRules
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.project import project_batch
 from pipeline.projector.store import LIVE, ProjectionTables, read_checkpoint
+
+
+class ProjectorObserver(Protocol):
+    """What a metrics collector hears from a projection run (``pipeline.metrics.stages``)."""
+
+    def batch_projected(self, events: int, seconds: float) -> None: ...
+
+    def caught_up(self, unix_time: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ def catch_up(
     tables: ProjectionTables = LIVE,
     upto: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    observer: ProjectorObserver | None = None,
 ) -> tuple[int, int, int, int, int]:
     """Project batch after batch until the log (or ``upto``, or ``max_events``) is reached.
 
@@ -91,6 +101,7 @@ def catch_up(
     position = 0
     while max_events is None or applied < max_events:
         limit = batch_size if max_events is None else min(batch_size, max_events - applied)
+        batch_started = time.monotonic()
         with db.write() as conn:
             result = project_batch(
                 conn, tables, rules, grace_seconds=grace_seconds, limit=limit, upto=upto
@@ -98,6 +109,8 @@ def catch_up(
         position = result.position
         if result.events == 0:
             break
+        if observer is not None:
+            observer.batch_projected(result.events, time.monotonic() - batch_started)
         crashpoints.reached("batch_committed")
         applied += result.events
         changed += result.messages_changed
@@ -116,6 +129,7 @@ def run_project(
     max_events: int | None = None,
     wait: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    observer: ProjectorObserver | None = None,
 ) -> ProjectSummary | None:
     """Catch up under the projector lock; None when another projector holds it.
 
@@ -137,10 +151,14 @@ def run_project(
             batch_size=batch_size or settings.projector.batch_size,
             max_events=max_events,
             on_batch=on_batch,
+            observer=observer,
         )
     if applied == 0:
         position = checkpoint_position(db)
     lag = max(0, head_position(db) - position)
+    if observer is not None and max_events is None:
+        # Ran until a batch found nothing more: caught up with the log as it was then.
+        observer.caught_up(time.time())
     return ProjectSummary(
         applied, changed, opened, resolved, position, lag, time.monotonic() - started
     )
