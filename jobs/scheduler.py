@@ -19,9 +19,11 @@ from pipeline.db.engine import Database
 
 def build_scheduler(settings: Settings, db: Database) -> BackgroundScheduler:
     from jobs.dispatch import add_dispatch_job
+    from jobs.partitions import add_partitions_job
     from jobs.project import add_project_job
 
     scheduler = BackgroundScheduler(timezone=UTC)
     add_project_job(scheduler, settings, db)
     add_dispatch_job(scheduler, settings, db)
+    add_partitions_job(scheduler, settings, db)
     return scheduler

@@ -372,6 +372,15 @@ class DispatcherSettings(_Section):
     body_shape: Literal["array", "object"] = "array"
 
 
+class GrowthSettings(_Section):
+    """Monthly partitions of the log on PostgreSQL (docs/operations.md)."""
+
+    #: Partitions kept ready beyond the current month.
+    partitions_ahead: int = Field(default=3, ge=0, le=120)
+    #: How often ``smsrecon run`` checks that they exist.
+    partition_check_interval: Duration = Field(default=3600.0, ge=60)
+
+
 class PartnerSettings(_Section):
     token_env: EnvName
 
@@ -400,6 +409,7 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
     altegio: AltegioSettings = AltegioSettings()
+    growth: GrowthSettings = GrowthSettings()
 
     #: Where the file part came from (None: defaults only). Not a setting.
     source_file: str | None = Field(default=None, exclude=True)

@@ -226,7 +226,6 @@ class Backend(ABC):
         conn: Connection,
         ahead: int,
         *,
-        on_total: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> Conversion:
         """Rewrite the log as monthly partitions in the caller's transaction (the owner's);

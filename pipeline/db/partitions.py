@@ -125,7 +125,6 @@ def convert(
     *,
     now: datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
 ) -> Conversion:
     """Rewrite ``events`` as a table partitioned by month, in the caller's transaction.
 
@@ -151,8 +150,6 @@ def convert(
         "SELECT min(recorded_at), max(recorded_at), max(position) FROM events"
     ).one()
     total = int(run("SELECT count(*) FROM events").scalar() or 0)
-    if on_total is not None:
-        on_total(total)
 
     run(f"ALTER SEQUENCE {sequence} OWNED BY NONE")
     run("ALTER TABLE events RENAME TO events_unpartitioned")

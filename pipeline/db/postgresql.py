@@ -188,12 +188,11 @@ class PostgreSQLBackend(Backend):
         conn: Connection,
         ahead: int,
         *,
-        on_total: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> Conversion:
         from pipeline.db import partitions
 
-        return partitions.convert(conn, ahead, on_total=on_total, on_progress=on_progress)
+        return partitions.convert(conn, ahead, on_progress=on_progress)
 
     def detach_event_partition(self, conn: Connection, month: date) -> str:
         from pipeline.db import partitions

@@ -185,7 +185,6 @@ class SQLiteBackend(Backend):
         conn: Connection,
         ahead: int,
         *,
-        on_total: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> Conversion:
         from pipeline.db.partitions import PartitionError
