@@ -113,7 +113,12 @@ def detach(conn: Connection, month: date, *, lock_timeout_ms: int = 10_000) -> s
     name = month_name(month)
     attached = {p.name for p in partitions(conn)}
     if name not in attached:
-        raise PartitionError(f"{name} is not a partition of events (already detached?)")
+        if conn.exec_driver_sql(f"SELECT to_regclass('{name}')").scalar() is not None:
+            raise PartitionError(f"{name} is detached already")
+        raise PartitionError(
+            f"{month.year:04d}-{month.month:02d} has no partition of its own: its events are "
+            "in events_default, which stays attached"
+        )
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
     conn.exec_driver_sql(f'ALTER TABLE events DETACH PARTITION "{name}"')
     return name
