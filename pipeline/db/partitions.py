@@ -151,8 +151,9 @@ def convert(
     sequence = run("SELECT pg_get_serial_sequence('events', 'position')").scalar()
     if sequence is None:
         raise PartitionError("events.position has no sequence of its own: not smsrecon's log")
-    first, last, top = run(
-        "SELECT min(recorded_at), max(recorded_at), max(position) FROM events"
+    # Only finite times: a hand-written 'infinity' goes to DEFAULT like any other outlier.
+    first, top = run(
+        "SELECT min(recorded_at) FILTER (WHERE isfinite(recorded_at)), max(position) FROM events"
     ).one()
     total = int(run("SELECT count(*) FROM events").scalar() or 0)
 
@@ -175,7 +176,7 @@ def convert(
     while month <= add_months(current, ahead):
         made.append(run("SELECT smsrecon_event_partition(%(m)s)", {"m": month}).scalar())
         month = add_months(month, 1)
-    del last  # rows later than the partitions made go to DEFAULT
+    # Rows later than the partitions made go to DEFAULT.
 
     columns = ", ".join(COLUMNS)
     done = 0

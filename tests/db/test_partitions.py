@@ -360,3 +360,17 @@ def grant(db: Database, tmp_path: Path, role: str) -> None:
 def as_role(db: Database, role: str) -> Database:
     url = db.engine.url.render_as_string(hide_password=False)
     return Database(create_engine(url, connect_args={"options": f"-c role={role}"}))
+
+
+def test_an_infinite_recorded_time_is_converted_into_default(pg_db: Database) -> None:
+    with pg_db.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO events (type, occurred_at, recorded_at, source, payload, dedup_key) "
+                "VALUES ('message.accepted', now(), 'infinity', 'raw', '{}', 'inf:1')"
+            )
+        )
+    append(pg_db, [accepted(1)])
+    convert(pg_db)
+    assert partition_of(pg_db, "inf:1") == "events_default"
+    assert partition_of(pg_db, "accepted:m1") == month_name(this_month())
