@@ -374,3 +374,43 @@ def test_an_infinite_recorded_time_is_converted_into_default(pg_db: Database) ->
     convert(pg_db)
     assert partition_of(pg_db, "inf:1") == "events_default"
     assert partition_of(pg_db, "accepted:m1") == month_name(this_month())
+
+
+def test_a_partitioned_log_backs_up_and_restores_with_its_guarantees(
+    pg_db: Database, pg_admin_url: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from sqlalchemy.engine import make_url
+
+    from pipeline.db.pgdump import find_tool, libpq_url
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    raw_insert(pg_db, months_ago(2), "old:1")
+    append(pg_db, [accepted(1), accepted(2)])
+    convert(pg_db)
+    url = pg_db.engine.url.render_as_string(hide_password=False)
+    target = tmp_path / "partitioned.backup"
+    backup = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--database-url", url, "db", "backup", str(target)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert backup.returncode == 0, backup.stderr
+    fresh = create_pg_database(pg_admin_url)
+    restored = Database.from_url(fresh)
+    try:
+        restore = subprocess.run(
+            [find_tool("pg_restore"), "-d", libpq_url(make_url(fresh)), str(target)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert restore.returncode == 0, restore.stderr
+        assert rows_of(restored) == rows_of(pg_db)
+        assert partition_of(restored, "old:1") == month_name(add_months(this_month(), -2))
+        again = append(restored, [accepted(2), accepted(3)])
+        assert [e.message_id for e in again.duplicates] == ["m2"] and len(again.appended) == 1
+        with pytest.raises(DBAPIError, match="append-only"), restored.write() as conn:
+            conn.execute(text(f"DELETE FROM {month_name(this_month())}"))
+    finally:
+        restored.dispose()
+        drop_pg_database(pg_admin_url, fresh)
