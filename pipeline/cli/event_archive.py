@@ -107,20 +107,24 @@ def detach(month: object, archive_file: Path) -> None:
     try:
         with database.write() as conn:
             record, archived = find_archive(conn, archive_file, month)  # type: ignore[arg-type]
-            live = month_in_log(conn, month)  # type: ignore[arg-type]
-            if live != archived:
-                raise ArchiveError(
-                    f"the log holds {live.count} events of {live.month} (positions "
-                    f"{live.first_position}-{live.last_position}), the archive "
-                    f"{archived.count} ({archived.first_position}-{archived.last_position}): "
-                    "archive the month again (--from, --force) before detaching it"
-                )
-            if checkpoint_position(database) < archived.last_position:
-                raise ArchiveError(
-                    f"the projector has not folded {live.month} yet (it is before position "
-                    f"{archived.last_position}): run `smsrecon project` first"
-                )
-            name = database.backend.detach_event_partition(conn, month)  # type: ignore[arg-type]
+
+            def check() -> None:
+                live = month_in_log(conn, month)  # type: ignore[arg-type]
+                if live != archived:
+                    raise ArchiveError(
+                        f"the log holds {live.count} events of {live.month} (positions "
+                        f"{live.first_position}-{live.last_position}), the archive "
+                        f"{archived.count} ({archived.first_position}-"
+                        f"{archived.last_position}): archive the month again (--from, "
+                        "--force) before detaching it"
+                    )
+                if checkpoint_position(database) < archived.last_position:
+                    raise ArchiveError(
+                        f"the projector has not folded {live.month} yet (it is before "
+                        f"position {archived.last_position}): run `smsrecon project` first"
+                    )
+
+            name = database.backend.detach_event_partition(conn, month, check)  # type: ignore[arg-type]
     except (ArchiveError, PartitionError) as exc:
         fail(str(exc), EXIT_USAGE)
     click.echo(

@@ -232,8 +232,11 @@ class Backend(ABC):
         raises PartitionError where there are no partitions or it is partitioned already."""
 
     @abstractmethod
-    def detach_event_partition(self, conn: Connection, month: date) -> str:
+    def detach_event_partition(
+        self, conn: Connection, month: date, check: Callable[[], None]
+    ) -> str:
         """Detach the partition of ``month`` (the first of it) from the log; its name.
+        ``check`` runs once the partition takes no more inserts, and raises to refuse.
         Raises PartitionError where there is no such partition."""
 
     def driver_errors(self, conn: Connection) -> tuple[type[BaseException], ...]:

@@ -108,8 +108,17 @@ def partitions(conn: Connection) -> list[Partition]:
     return out
 
 
-def detach(conn: Connection, month: date, *, lock_timeout_ms: int = 10_000) -> str:
-    """Detach one month's partition: it stays as a table of its own, out of the log."""
+def detach(
+    conn: Connection,
+    month: date,
+    check: Callable[[], None],
+    *,
+    lock_timeout_ms: int = 10_000,
+) -> str:
+    """Detach one month's partition: it stays as a table of its own, out of the log.
+
+    The partition is locked against inserts first, then ``check`` runs (it raises to
+    refuse): so no row recorded late can slip in between the check and the detach."""
     name = month_name(month)
     attached = {p.name for p in partitions(conn)}
     if name not in attached:
@@ -120,6 +129,8 @@ def detach(conn: Connection, month: date, *, lock_timeout_ms: int = 10_000) -> s
             "in events_default, which stays attached"
         )
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+    conn.exec_driver_sql(f'LOCK TABLE "{name}" IN SHARE MODE')
+    check()
     conn.exec_driver_sql(f'ALTER TABLE events DETACH PARTITION "{name}"')
     return name
 

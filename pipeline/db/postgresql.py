@@ -194,7 +194,9 @@ class PostgreSQLBackend(Backend):
 
         return partitions.convert(conn, ahead, on_progress=on_progress)
 
-    def detach_event_partition(self, conn: Connection, month: date) -> str:
+    def detach_event_partition(
+        self, conn: Connection, month: date, check: Callable[[], None]
+    ) -> str:
         from pipeline.db import partitions
 
         if not partitions.is_partitioned(conn):
@@ -202,7 +204,7 @@ class PostgreSQLBackend(Backend):
                 "events is not partitioned: there is nothing to detach "
                 "(`smsrecon db partition-events` converts it)"
             )
-        return partitions.detach(conn, month)
+        return partitions.detach(conn, month, check)
 
     def units_as_decimal_sql(self, units: str, scale: int | str) -> str:
         # NUMERIC division rounds to a scale of its own choosing (about 16 significant

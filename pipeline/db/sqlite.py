@@ -191,7 +191,9 @@ class SQLiteBackend(Backend):
 
         raise PartitionError("SQLite has no partitions: the log stays one table")
 
-    def detach_event_partition(self, conn: Connection, month: date) -> str:
+    def detach_event_partition(
+        self, conn: Connection, month: date, check: Callable[[], None]
+    ) -> str:
         from pipeline.db.partitions import PartitionError
 
         raise PartitionError(
