@@ -190,7 +190,12 @@ def export_only(db: Database, tmp_path: Path) -> None:
     old = month_text(add_months(this_month(), -3))
     result = invoke(db, tmp_path, "events", "detach", old, "--archive", str(target))
     assert result.exit_code == 2
-    assert "SQLite has no partitions" in result.output
+    assert "SQLite has no partitions" in result.output and "export only" in result.output
+    converted = invoke(db, tmp_path, "db", "partition-events", "--yes")
+    assert converted.exit_code == 2
+    assert "SQLite has no partitions" in converted.output
+    listed = invoke(db, tmp_path, "db", "partitions")
+    assert listed.exit_code == 0 and "events is one table" in listed.output
     assert len(stored(db, month_of(-1))) == 6  # every event is still in the log, and the record
 
 

@@ -120,8 +120,6 @@ def partition_events(yes: bool) -> None:
 
     app = app_context()
     database = app.database()
-    if not database.is_postgres:
-        fail("SQLite has no partitions: the log stays one table (archive exports it)")
     if not yes:
         click.confirm(
             "Rewrite events as monthly partitions now? Appends and reads wait until it is done",
@@ -151,8 +149,9 @@ def partitions() -> None:
         partitioned = database.backend.events_partitioned(conn)
         found = database.backend.event_partitions(conn)
     if not partitioned:
-        what = "SQLite has no partitions" if not database.is_postgres else "events is one table"
-        click.echo(f"{what}; `smsrecon db partition-events` converts a PostgreSQL log")
+        click.echo(
+            "events is one table (on PostgreSQL, `smsrecon db partition-events` converts it)"
+        )
         return
     for part in found:
         size = part.bytes / 1_048_576

@@ -101,9 +101,11 @@ def detach(month: object, archive_file: Path) -> None:
     with database.read() as conn:
         partitioned = database.backend.events_partitioned(conn)
     if not partitioned:
-        if database.is_postgres:
-            fail("events is not partitioned: nothing to detach (db partition-events)")
-        fail("SQLite has no partitions: an archive is an export only, the events stay")
+        fail(
+            "events is not partitioned, so there is nothing to detach: an archive is an export "
+            "only (SQLite has no partitions; on PostgreSQL `smsrecon db partition-events` "
+            "converts the log)"
+        )
     try:
         with database.write() as conn:
             record, archived = find_archive(conn, archive_file, month)  # type: ignore[arg-type]
