@@ -234,6 +234,9 @@ def test_a_detached_month_is_named_with_its_file_by_replay(pg_db: Database, tmp_
         assert str(target.resolve()) in replay.output
         assert "ATTACH PARTITION" in replay.output
 
+    verify = invoke(pg_db, tmp_path, "report", "verify", "1")
+    assert verify.exit_code == 2 and str(target.resolve()) in verify.output
+
     # Attached again (as the docs say), the log is whole and replay runs.
     start, end = old, add_months(old, 1)
     with pg_db.write() as conn:
