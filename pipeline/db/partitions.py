@@ -24,6 +24,7 @@ The functions the conversion and the scheduler call are created by migration
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,6 +35,7 @@ from sqlalchemy import Connection
 MAX_HISTORY_MONTHS = 240
 #: Rows copied per statement while converting (each advances the progress bar).
 COPY_BATCH = 50_000
+log = logging.getLogger("smsrecon.db.partitions")
 
 #: The log's columns, in the order of migration 0001.
 COLUMNS = (
@@ -91,7 +93,18 @@ def create_ahead(conn: Connection, ahead: int, *, lock_timeout_ms: int | None = 
     rows = conn.exec_driver_sql(
         "SELECT smsrecon_event_partitions_ahead(%(ahead)s)", {"ahead": ahead}
     ).all()
-    return [name for (name,) in rows]
+    made = [name for (name,) in rows]
+    if made or is_partitioned(conn):
+        current = this_month()
+        for n in range(ahead + 1):
+            name = month_name(add_months(current, n))
+            if conn.exec_driver_sql(f"SELECT to_regclass('{name}')").scalar() is None:
+                log.warning(
+                    "events of %s are in the DEFAULT partition, so that month has no "
+                    "partition of its own (docs/operations.md)",
+                    name[7:].replace("_", "-"),
+                )
+    return made
 
 
 def partitions(conn: Connection) -> list[Partition]:

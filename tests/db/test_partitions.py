@@ -170,7 +170,9 @@ def test_no_time_fails_an_append(pg_db: Database) -> None:
     assert len(read(pg_db).events) == 6
 
 
-def test_rows_in_default_leave_their_month_to_it_and_the_rest_are_made(pg_db: Database) -> None:
+def test_rows_in_default_leave_their_month_to_it_and_the_rest_are_made(
+    pg_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
     convert(pg_db)
     blocked = add_months(this_month(), AHEAD + 2)
     raw_insert(pg_db, datetime(blocked.year, blocked.month, 5, tzinfo=UTC), "early")
@@ -178,6 +180,7 @@ def test_rows_in_default_leave_their_month_to_it_and_the_rest_are_made(pg_db: Da
         made = pg_db.backend.create_event_partitions(conn, AHEAD + 3)
     assert made == [month_name(add_months(this_month(), AHEAD + n)) for n in (1, 3)]
     assert partition_of(pg_db, "early") == "events_default"
+    assert f"events of {blocked.isoformat()[:7]} are in the DEFAULT partition" in caplog.text
 
 
 # -- never changed ------------------------------------------------------------------------
