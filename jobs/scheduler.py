@@ -27,11 +27,13 @@ def build_scheduler(
     """The scheduler with both jobs; with ``metrics``, the jobs and the scheduler's own
     events (runs, errors, misses) feed the stage metrics."""
     from jobs.dispatch import add_dispatch_job
+    from jobs.partitions import add_partitions_job
     from jobs.project import add_project_job
 
     scheduler = BackgroundScheduler(timezone=UTC)
     add_project_job(scheduler, settings, db, metrics)
     add_dispatch_job(scheduler, settings, db, metrics)
+    add_partitions_job(scheduler, settings, db)
     if metrics is not None:
         from pipeline.metrics.scheduler import count_job_events
 

@@ -390,6 +390,15 @@ class HealthSettings(_Section):
     cache_seconds: Duration = 1.0
 
 
+class GrowthSettings(_Section):
+    """Monthly partitions of the log on PostgreSQL (docs/operations.md)."""
+
+    #: Partitions kept ready beyond the current month.
+    partitions_ahead: int = Field(default=3, ge=0, le=120)
+    #: How often ``smsrecon run`` checks that they exist.
+    partition_check_interval: Duration = Field(default=3600.0, ge=60)
+
+
 class PartnerSettings(_Section):
     token_env: EnvName
 
@@ -442,6 +451,7 @@ class Settings(_Section):
     altegio: AltegioSettings = AltegioSettings()
     dashboard: DashboardSettings = DashboardSettings()
     health: HealthSettings = HealthSettings()
+    growth: GrowthSettings = GrowthSettings()
 
     #: Where the file part came from (None: defaults only). Not a setting.
     source_file: str | None = Field(default=None, exclude=True)

@@ -17,7 +17,7 @@ Plain ``CREATE INDEX`` on both engines (it runs inside the migration's transacti
 large log it holds appends back while it builds.
 
 Revision ID: 0013_ingest_indexes
-Revises: 0010_costs_per_currency
+Revises: 0011_event_partitions
 Create Date: 2026-11-30
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0013_ingest_indexes"
-down_revision = "0010_costs_per_currency"
+down_revision = "0011_event_partitions"
 branch_labels = None
 depends_on = None
 

@@ -8,6 +8,7 @@ import click
 
 from pipeline.cli.context import EXIT_FAILURE, EXIT_USAGE, app_context, fail
 from pipeline.db import schema
+from pipeline.db.engine import Database
 
 
 @click.group()
@@ -26,6 +27,16 @@ def upgrade() -> None:
         click.echo(f"schema already at {after}")
     else:
         click.echo(f"schema upgraded from {before or 'empty'} to {after}")
+    _create_partitions_ahead(database)
+
+
+def _create_partitions_ahead(database: Database) -> None:
+    """The months ahead of a partitioned log (nothing elsewhere), as ``run`` makes them."""
+    ahead = app_context().settings.growth.partitions_ahead
+    with database.write() as conn:
+        made = database.backend.create_event_partitions(conn, ahead)
+    if made:
+        click.echo(f"created event partitions {', '.join(made)}")
 
 
 @db.command()
@@ -93,3 +104,55 @@ def backup(file: Path, force: bool) -> None:
         fail(str(exc), EXIT_FAILURE)
     click.echo(result.line())
     click.echo(result.restore)
+
+
+@db.command("partition-events")
+@click.option("--yes", is_flag=True, help="Convert without asking (the log is locked meanwhile).")
+def partition_events(yes: bool) -> None:
+    """Convert the log to monthly partitions (PostgreSQL; run as the owner).
+
+    Rewrites events under an exclusive lock: appends and reads wait until it commits, and
+    the table needs its size again in free space meanwhile (docs/operations.md gives the
+    time per million events). All of it, or nothing on any error.
+    """
+    from pipeline.cli.context import progress
+    from pipeline.db.partitions import PartitionError
+
+    app = app_context()
+    database = app.database()
+    if not yes:
+        click.confirm(
+            "Rewrite events as monthly partitions now? Appends and reads wait until it is done",
+            abort=True,
+        )
+    ahead = app.settings.growth.partitions_ahead
+    with database.read() as conn:
+        total = int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar() or 0)
+    try:
+        with progress(total, "partitioning events") as bar, database.write() as conn:
+            result = database.backend.partition_events(conn, ahead, on_progress=bar.advance)
+    except PartitionError as exc:
+        fail(str(exc), EXIT_USAGE)
+    click.echo(
+        f"events is partitioned by month: {result.rows} events copied, "
+        f"{len(result.partitions)} partitions ({result.partitions[0]} … {result.partitions[-1]})"
+    )
+
+
+@db.command()
+def partitions() -> None:
+    """List the log's monthly partitions, creating the months ahead that are missing."""
+    app = app_context()
+    database = app.database()
+    _create_partitions_ahead(database)
+    with database.read() as conn:
+        partitioned = database.backend.events_partitioned(conn)
+        found = database.backend.event_partitions(conn)
+    if not partitioned:
+        click.echo(
+            "events is one table (on PostgreSQL, `smsrecon db partition-events` converts it)"
+        )
+        return
+    for part in found:
+        size = part.bytes / 1_048_576
+        click.echo(f"{part.month or 'DEFAULT':<8} {part.name:<16} {size:>10.1f} MiB")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli import event_archive
 from pipeline.cli.columns import Columns, json_text, utc_text
 from pipeline.cli.context import EXIT_USAGE, app_context, fail, progress
 from pipeline.eventlog import NewEvent, append, read
@@ -135,3 +136,6 @@ def stats() -> None:
     click.echo(f"{'total':<28}{result.total:>12}")
     click.echo(f"last position: {result.last_position}")
     click.echo(f"database size: {result.database_bytes / 1_048_576:.1f} MiB")
+
+
+event_archive.register(events)

@@ -91,11 +91,13 @@ def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
         rules = fold_rules(settings)
     except TariffError as exc:
         fail(f"billing.tariffs: {exc}")
+    from pipeline.cli.event_archive import refuse_missing_months
     from pipeline.cli.prices_commands import record_or_fail
 
     # Recorded first, as by every command that projects: a rebuild then folds the tables
     # the log holds, whatever config.yaml says today.
     record_or_fail(database, settings)
+    refuse_missing_months(database)  # archived months detached from the log
     size = batch_size or settings.projector.batch_size
     grace = settings.projector.correlation_grace
     with _replay_lock(database, wait=wait) as acquired:

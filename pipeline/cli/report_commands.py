@@ -104,12 +104,14 @@ for _name in REPORTS:
 def verify_command(run_id: int, batch_size: int | None) -> None:
     """Rebuild run RUN_ID from the log up to its pinned position and compare hashes."""
     from pipeline.cli.context import progress
+    from pipeline.cli.event_archive import refuse_missing_months
     from pipeline.projector.runner import fold_rules
     from pipeline.reports.runs import RunNotFound, verify_run
 
     app = app_context()
     settings = app.settings
     database = app.database()
+    refuse_missing_months(database)  # archived months detached from the log
     try:
         with progress(None, f"rebuilding run {run_id}", enabled=False) as bar:
             verdict = verify_run(

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 if TYPE_CHECKING:
     from pipeline.db.engine import Database
+    from pipeline.db.partitions import Conversion, Partition
 
 #: Arbitrary but fixed: "smsr" in ASCII. Serialises appends to the log.
 APPEND_LOCK_KEY = 0x736D7372
@@ -278,6 +279,42 @@ class Backend(ABC):
         """Free bytes where the database's files live, or None when this process cannot
         see that disk (a database server elsewhere)."""
         return None
+
+    # -- growth: the log in monthly partitions (docs/operations.md) ---------------------
+
+    @abstractmethod
+    def events_partitioned(self, conn: Connection) -> bool:
+        """Whether ``events`` is partitioned by month (PostgreSQL, after conversion)."""
+
+    @abstractmethod
+    def create_event_partitions(
+        self, conn: Connection, ahead: int, *, lock_timeout_ms: int | None = None
+    ) -> list[str]:
+        """Create this month's and the next ``ahead`` months' missing partitions; their
+        names (none where the log is not partitioned). Needs no ownership."""
+
+    @abstractmethod
+    def event_partitions(self, conn: Connection) -> list[Partition]:
+        """The log's partitions, oldest first (none where it is not partitioned)."""
+
+    @abstractmethod
+    def partition_events(
+        self,
+        conn: Connection,
+        ahead: int,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Conversion:
+        """Rewrite the log as monthly partitions in the caller's transaction (the owner's);
+        raises PartitionError where there are no partitions or it is partitioned already."""
+
+    @abstractmethod
+    def detach_event_partition(
+        self, conn: Connection, month: date, check: Callable[[], None]
+    ) -> str:
+        """Detach the partition of ``month`` (the first of it) from the log; its name.
+        ``check`` runs once the partition takes no more inserts, and raises to refuse.
+        Raises PartitionError where there is no such partition."""
 
     def driver_errors(self, conn: Connection) -> tuple[type[BaseException], ...]:
         """What the driver raises for a stored value it cannot load."""

@@ -35,6 +35,8 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
 DEFAULT_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 #: Read-only: the app checks the schema revision, migrations (as the owner) change it.
 SCHEMA_VERSION_TABLE = "alembic_version"
+#: Creates the log's monthly partitions ahead, with its owner's rights (migration 0011).
+PARTITIONS_AHEAD = "smsrecon_event_partitions_ahead(integer)"
 
 
 class RoleError(Exception):
@@ -87,6 +89,8 @@ def grant_runtime(conn: Connection, role: str) -> Grant:
         if sequence:
             conn.execute(text(f"REVOKE ALL ON SEQUENCE {sequence} FROM {grantee}"))
             run("USAGE", f"SEQUENCE {sequence}")
+    # The scheduler's partition check runs with its definer's rights (migration 0011).
+    run("EXECUTE", f"FUNCTION {schema_name}.{PARTITIONS_AHEAD}")
     return Grant(granted)
 
 
@@ -133,6 +137,8 @@ def grant_reporting(conn: Connection, role: str) -> Grant:
         ).scalar()
         if sequence:
             conn.execute(text(f"REVOKE ALL ON SEQUENCE {sequence} FROM {grantee}"))
+
+    conn.execute(text(f"REVOKE ALL ON FUNCTION {schema_name}.{PARTITIONS_AHEAD} FROM {grantee}"))
 
     granted: list[tuple[str, str]] = []
 

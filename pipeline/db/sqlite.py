@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +35,7 @@ from pipeline.times import sqlite_time_text
 
 if TYPE_CHECKING:
     from pipeline.db.engine import Database
+    from pipeline.db.partitions import Conversion, Partition
 
 _PARSE = datetime.fromisoformat
 _LOADS = json.loads
@@ -172,6 +173,39 @@ class SQLiteBackend(Backend):
         return (
             f"restore: stop smsrecon, remove {database_file(db)}-wal and -shm if present, "
             f"then copy {path} to {database_file(db)}"
+        )
+
+    # SQLite has no partitions: the log is one table, archived by export only.
+
+    def events_partitioned(self, conn: Connection) -> bool:
+        return False
+
+    def create_event_partitions(
+        self, conn: Connection, ahead: int, *, lock_timeout_ms: int | None = None
+    ) -> list[str]:
+        return []
+
+    def event_partitions(self, conn: Connection) -> list[Partition]:
+        return []
+
+    def partition_events(
+        self,
+        conn: Connection,
+        ahead: int,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Conversion:
+        from pipeline.db.partitions import PartitionError
+
+        raise PartitionError("SQLite has no partitions: the log stays one table")
+
+    def detach_event_partition(
+        self, conn: Connection, month: date, check: Callable[[], None]
+    ) -> str:
+        from pipeline.db.partitions import PartitionError
+
+        raise PartitionError(
+            "SQLite has no partitions: an archive is an export only, the events stay"
         )
 
     def units_as_decimal_sql(self, units: str, scale: int | str) -> str:

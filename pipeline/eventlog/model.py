@@ -33,6 +33,7 @@ EVENT_TYPES = frozenset(
         "period.reopened",
         "prices.recorded",
         "prices.repriced",
+        "events.archived",
     }
 )
 MAX_ID = 128

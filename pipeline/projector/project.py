@@ -152,6 +152,7 @@ CLOCK_NEUTRAL_TYPES = frozenset(
         "period.reopened",
         "prices.recorded",
         "prices.repriced",
+        "events.archived",
     }
 )
 

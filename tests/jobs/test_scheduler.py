@@ -18,7 +18,7 @@ def test_project_and_dispatch_jobs_run_one_at_a_time_and_coalesce(db: Database) 
     scheduler.start(paused=True)  # job objects are complete once the scheduler has started
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"project", "dispatch"}
+        assert set(jobs) == {"project", "dispatch", "partitions"}
         assert jobs["project"].trigger.interval.total_seconds() == 3
         assert jobs["dispatch"].trigger.interval.total_seconds() == 0.5
         for job in jobs.values():
