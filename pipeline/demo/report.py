@@ -56,7 +56,7 @@ def print_results(database: Database, received: list[dict[str, Any]]) -> None:
         )
     click.echo(f"\nopen mismatches: {len(mismatches)}")
     for m in mismatches:
-        click.echo(f"  #{m.id} {m.kind:<18} message {m.message_id or '-':<8} {_describe(m)}")
+        click.echo(f"  #{m.id} {m.kind:<22} message {m.message_id or '-':<8} {_describe(m)}")
 
 
 def _describe(mismatch: Any) -> str:
@@ -68,4 +68,24 @@ def _describe(mismatch: Any) -> str:
             for status, at, position in reports
         ]
         return "carrier reported " + " then ".join(finals)
+    if mismatch.amount_at_stake is not None:
+        return f"at stake {mismatch.amount_at_stake} {mismatch.amount_currency}" + _invoice_reason(
+            mismatch
+        )
     return ", ".join(f"{k}={v}" for k, v in sorted(mismatch.detail.items()))[:90]
+
+
+def _invoice_reason(mismatch: Any) -> str:
+    """What an invoice dispute is about, in the words a person would use with the carrier."""
+    d = mismatch.detail
+    invoice = f" (invoice {mismatch.invoice_id})" if mismatch.invoice_id else ""
+    if mismatch.kind == "cost_mismatch":
+        return f"{invoice}: billed {d.get('invoiced')}, the rate card says {d.get('expected')}"
+    if mismatch.kind == "duplicate_charge":
+        return f"{invoice}: charged twice"
+    if mismatch.kind == "invoice_total_mismatch":
+        stated, lines = d.get("stated_total"), d.get("lines_total")
+        return f"{invoice}: total stated {stated}, lines add up to {lines}"
+    if mismatch.kind == "missing_invoice_line":
+        return f"{invoice}: closed without a line for this message"
+    return invoice

@@ -26,6 +26,13 @@ from sqlalchemy import select
 from pipeline.config import Settings
 from pipeline.db import marks, schema
 from pipeline.db.engine import Database
+from pipeline.demo.finance import (
+    INVOICE_FILE,
+    INVOICE_ID,
+    RATES_FILE,
+    FinanceLoaded,
+    load_finance,
+)
 from pipeline.demo.report import print_results
 from pipeline.dispatch.dispatcher import dispatch_once
 from pipeline.ingest.captured import read_captured_requests
@@ -52,15 +59,45 @@ def demo_settings(database_url: str, sandbox_url: str) -> Settings:
             "database": {"url": database_url},
             "ingest": {"host": "127.0.0.1", "port": 0},
             "carriers": {
+                # Rate cards (what each carrier charges us per part) are made-up demo
+                # figures; mts's invoice layout is that of data/mts-invoice-2026-01.csv.
                 "mts": {
                     "format": "kannel",
                     "auth": {"type": "token", "secret_env": "SMSRECON_DEMO_MTS_SECRET"},
                     "timezone": "Europe/Moscow",
+                    "rates": [{"prefix": "+7", "price_per_part": "1.05", "currency": "RUB"}],
+                    "tolerance": {"abs": "0.01"},
+                    "invoice": {
+                        "columns": {"invoice_id": "Счёт", "carrier_message_id": "SMSC ID",
+                                    "billed_at": "Отправлено", "destination": "Абонент",
+                                    "parts": "Частей", "cost": "Сумма, руб."},
+                        "delimiter": ";",
+                        "decimal_separator": ",",
+                        "date_format": "%d.%m.%Y %H:%M:%S",
+                        "timezone": "Europe/Moscow",
+                        "currency": "RUB",
+                    },
                 },
-                "jasmin": {"format": "jasmin", "timezone": "UTC"},
-                "infobip": {"format": "infobip"},
-                "vonage": {"format": "vonage"},
-                "twilio": {"format": "twilio"},
+                "jasmin": {
+                    "format": "jasmin",
+                    "timezone": "UTC",
+                    "rates": [{"prefix": "+7", "price_per_part": "0.98", "currency": "RUB"}],
+                },
+                "infobip": {
+                    "format": "infobip",
+                    "rates": [
+                        {"prefix": "+41", "price_per_part": "0.01", "currency": "EUR"},
+                        {"prefix": "+33", "price_per_part": "0.045", "currency": "EUR"},
+                    ],
+                },
+                "vonage": {
+                    "format": "vonage",
+                    "rates": [{"prefix": "+44", "price_per_part": "0.0333", "currency": "EUR"}],
+                },
+                "twilio": {
+                    "format": "twilio",
+                    "rates": [{"prefix": "+1", "price_per_part": "0.0055", "currency": "USD"}],
+                },
             },
             "billing": {
                 "tariffs": [
@@ -210,20 +247,48 @@ async def _run(database: Database, database_url: str, config_path: Path) -> None
             f"{reports.requests} requests -> {reports.appended} events "
             f"({reports.duplicates} resent report stored once)"
         )
+        finance = await asyncio.to_thread(load_finance, database, settings)
+        click.echo(
+            f"3. Exchange rates to EUR ({RATES_FILE.name}, as `fx import`): appended "
+            f"{finance.rates.appended}, duplicates {finance.rates.duplicates}"
+        )
+        click.echo(
+            f"4. Carrier invoice {INVOICE_ID} from mts ({INVOICE_FILE.name}, as `reconcile "
+            f"import-invoice` and `close-invoice`): {_invoice_line(finance)}"
+        )
         summary = await asyncio.to_thread(run_project, database, settings)
-        click.echo(f"3. Projector: {summary.line() if summary else 'another projector is active'}")
+        click.echo(f"5. Projector: {summary.line() if summary else 'another projector is active'}")
         dispatched = await asyncio.to_thread(dispatch_once, database, settings, until_idle=True)
-        click.echo(f"4. Dispatcher: {dispatched.line()}")
+        click.echo(f"6. Dispatcher: {dispatched.line()}")
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"{sandbox_url}/_sandbox/received") as response,
         ):
             received = await response.json()
         click.echo(
-            f"5. Altegio (sandbox) accepted {received['count']} status objects in "
-            f"{received['stats']['requests']} requests\n"
+            f"7. Altegio (sandbox) accepted {received['count']} status objects in "
+            f"{received['stats']['requests']} requests"
+        )
+        # Altegio's acknowledgements are events too: revenue (and so margin) is what Altegio
+        # acknowledged, so the projector folds them before finance's figures are read.
+        summary = await asyncio.to_thread(run_project, database, settings)
+        click.echo(
+            f"8. Projector again (Altegio's acknowledgements: revenue and margins): "
+            f"{summary.line() if summary else 'another projector is active'}\n"
         )
         print_results(database, received["items"])
+
+
+def _invoice_line(finance: FinanceLoaded) -> str:
+    imported = finance.invoice
+    if imported is None:
+        read = f"version {finance.version} already imported"
+    else:
+        read = (
+            f"version {finance.version}: read {imported.read}, appended {imported.appended}, "
+            f"quarantined {imported.quarantined}"
+        )
+    return read + (", closed" if finance.closed else ", already closed")
 
 
 def run_demo(path: Path = DEFAULT_DATABASE, database_url: str | None = None) -> None:

@@ -39,6 +39,14 @@ def test_demo_serve_keeps_the_dashboard_up_until_signalled(tmp_path: Path) -> No
         assert response.status == 200 and "<h1>Overview</h1>" in page
         with urllib.request.urlopen(found.group(1) + "message/232681", timeout=120) as response:
             assert "232681" in response.read().decode()
+        # Issue 13's path: Disputes -> the top row's message -> the month's billing CSV.
+        with urllib.request.urlopen(found.group(1) + "disputes", timeout=120) as response:
+            first = re.search(r'class="message-link" href="([^"]+)"', response.read().decode())
+        assert first is not None and first.group(1).endswith("/message/232675")
+        with urllib.request.urlopen(found.group(1) + "message/232675", timeout=120) as response:
+            assert "duplicate_charge" in response.read().decode()
+        with urllib.request.urlopen(found.group(1) + "download/billing.csv", timeout=120) as got:
+            assert got.read().decode().startswith("day,")
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
         assert process.returncode == 0

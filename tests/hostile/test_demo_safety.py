@@ -155,3 +155,7 @@ def test_a_url_database_the_demo_filled_may_take_the_demo_again(
     assert second.returncode == 0, second.stderr
     # The same traffic again: every report is a duplicate, stored once.
     assert "14 requests -> 0 events" in second.stdout
+    # The same rates and invoice file again: nothing appended, as the commands would do.
+    assert "appended 0, duplicates 8" in second.stdout
+    assert "MTS-2026-01 from mts" in second.stdout
+    assert "version 1 already imported, already closed" in second.stdout
