@@ -383,11 +383,20 @@ def _skip_unreadable(work: _Batch, row: UnreadableEvent) -> None:
 
 
 def _advance_clock(work: _Batch, event: StoredEvent) -> None:
-    """Move the event clock and open unknown_message for every timer that ran out."""
+    """Move the event clock and open unknown_message for every timer that ran out.
+
+    A clock that has none is started by the first event about messages, even one timed by
+    our receive time (a timer needs a clock to start from); never by reference data such
+    as ``prices.recorded``, which is stamped today and would put a backfill's timers
+    beyond every event of it.
+    """
     t = event_time(event)
-    if work.clock is None or (t > work.clock and moves_clock(event)):
+    if work.clock is None:
+        if event.type not in CLOCK_NEUTRAL_TYPES:
+            work.clock = t
+    elif t > work.clock and moves_clock(event):
         work.clock = t
-    while work.timers and work.timers[0][0] <= work.clock:
+    while work.timers and work.clock is not None and work.timers[0][0] <= work.clock:
         _deadline, position, kind, carrier, cmid, message_id = heapq.heappop(work.timers)
         if position in work.released:
             continue

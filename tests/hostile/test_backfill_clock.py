@@ -154,6 +154,23 @@ def test_kannel_type_8_reports_posted_late_carry_their_ts() -> None:
         assert "time_source" not in event.payload
 
 
+def test_reference_data_recorded_first_does_not_start_the_clock_at_its_own_day(
+    db: Database,
+) -> None:
+    """A fresh log often starts with reference data stamped on the day it is recorded
+    (price tables, a rate): history posted after it still runs its timers on its own time."""
+    rate = NewEvent(
+        "fx.rate",
+        POSTED,
+        "test",
+        {"day": "2024-11-15", "base": "EUR", "quote": "RUB", "rate": "100", "source": "test"},
+        dedup_key="fx:2024-11-15:EUR:RUB:100",
+    )
+    append(db, [rate])
+    assert unknown_messages(db, traffic(seed=1), backfill=True) == ORPHANS
+    assert verify(db, RULES, grace_seconds=GRACE, batch_size=3)[1] == 0
+
+
 @pytest.mark.parametrize("seed", [2, 3, 4, 5])
 def test_live_and_backfill_open_the_same_unknown_messages(
     db: Database, other_db: Database, seed: int
