@@ -126,6 +126,8 @@ class _Batch:
     evicted: set[str] = field(default_factory=set)
     book: reference.LiveBook | None = None
     result: BatchResult = field(default_factory=BatchResult)
+    #: One worker's share of a parallel fold (``pipeline.projector.shard``); None: all of it.
+    shard: Any = None
 
 
 def event_time(event: StoredEvent) -> datetime:
@@ -173,8 +175,10 @@ def project_batch(
     grace_seconds: float,
     limit: int,
     upto: int | None = None,
+    shard: Any = None,
 ) -> BatchResult:
-    """Fold up to ``limit`` events after the checkpoint (not past ``upto``) in ``conn``."""
+    """Fold up to ``limit`` events after the checkpoint (not past ``upto``) in ``conn``;
+    with ``shard``, only that worker's share of the messages (``pipeline.projector.shard``)."""
     position, clock = store.read_checkpoint(conn, tables)
     if upto is not None:
         limit = min(limit, max(0, upto - position))
@@ -185,7 +189,7 @@ def project_batch(
         batch = [e for e in batch if e.position <= upto]
     if not batch:
         return BatchResult(position=position)
-    return _fold_resilient(conn, tables, rules, grace_seconds, position, clock, batch)
+    return _fold_resilient(conn, tables, rules, grace_seconds, position, clock, batch, shard)
 
 
 def _fold_resilient(
@@ -196,6 +200,7 @@ def _fold_resilient(
     position: int,
     clock: datetime | None,
     batch: list[StoredEvent | UnreadableEvent],
+    shard: Any = None,
 ) -> BatchResult:
     """Fold ``batch``; if an event cannot be applied, fold it in pieces and skip that event.
 
@@ -205,7 +210,7 @@ def _fold_resilient(
     """
     try:
         with conn.begin_nested():
-            return _project(conn, tables, rules, grace_seconds, position, clock, batch)
+            return _project(conn, tables, rules, grace_seconds, position, clock, batch, shard)
     except _FailedAt as exc:
         failure: BaseException = exc.__cause__ or exc
         at: int | None = exc.index
@@ -222,7 +227,9 @@ def _fold_resilient(
     total = BatchResult(position=position)
     for piece in pieces:
         position, clock = store.read_checkpoint(conn, tables)
-        total.add(_fold_resilient(conn, tables, rules, grace_seconds, position, clock, piece))
+        total.add(
+            _fold_resilient(conn, tables, rules, grace_seconds, position, clock, piece, shard)
+        )
     return total
 
 
@@ -234,13 +241,18 @@ def _project(
     position: int,
     clock: datetime | None,
     batch: list[StoredEvent | UnreadableEvent],
+    shard: Any = None,
 ) -> BatchResult:
     readable = [e for e in batch if type(e) is StoredEvent]
     work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
+    if shard is not None:
+        work.shard = shard.begin(conn, batch)
     for index, event in enumerate(batch):
         try:
             if type(event) is UnreadableEvent:
                 _skip_unreadable(work, event)
+                continue
+            if shard is not None and shard.skips(work, event):
                 continue
             _advance_clock(work, event)
             _apply(work, event)
@@ -437,6 +449,8 @@ def _apply(work: _Batch, event: StoredEvent) -> None:
         _apply_reference(work, event)
         return
     if event.type not in MESSAGE_EVENTS:
+        return
+    if work.shard is not None and not work.shard.takes(work, event):
         return
     message_id = event.message_id
     pair = (event.carrier, event.carrier_message_id)
@@ -672,6 +686,8 @@ def _invoice_total(work: _Batch, row: dict[str, Any], at: StoredEvent) -> None:
 def _refold(work: _Batch, message_id: str, at: StoredEvent) -> None:
     """Derive a message again at a reference event: its facts are unchanged, what they
     come to may not be."""
+    if work.shard is not None and not work.shard.owns_message(message_id):
+        return
     facts = _facts(work, message_id, stored=True)
     before = facts.conditions
     if fold_into(facts, at, work.rules):
