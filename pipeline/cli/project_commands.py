@@ -58,8 +58,14 @@ def project(batch_size: int | None, max_events: int | None, wait: bool) -> None:
 @click.option("--rebuild", "mode", flag_value="rebuild", help="Fold from scratch and swap in.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--wait", is_flag=True, help="Wait for an active projector instead of exiting.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Fold in this many processes, each its share of the messages (docs/projector.md).",
+)
 @friendly_errors
-def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
+def replay(mode: str | None, batch_size: int | None, wait: bool, workers: int) -> None:
     """Fold the whole log from scratch: --verify compares, --rebuild replaces the read model."""
     from pipeline.projector import replay as replaying
 
@@ -87,8 +93,9 @@ def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
         with progress(target, f"replay --{mode}", enabled=target > 0) as bar:
             if mode == "rebuild":
                 position = replaying.rebuild(
-                    database, rules, grace_seconds=grace, batch_size=size, on_batch=bar.advance
-                )
+                    database, rules, grace_seconds=grace, batch_size=size,
+                    on_batch=bar.advance, workers=workers,
+                )  # fmt: skip
                 click.echo(f"rebuilt message_state and mismatches from {position} events")
                 return
             upto, differences = replaying.verify(
@@ -98,6 +105,7 @@ def replay(mode: str | None, batch_size: int | None, wait: bool) -> None:
                 batch_size=size,
                 on_batch=bar.advance,
                 report=lambda d: click.echo(d.line()),
+                workers=workers,
             )
     if differences:
         click.echo(
