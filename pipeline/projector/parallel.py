@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,28 +108,34 @@ def fold_into_shadow(
     on_batch: Callable[[int], None] | None = None,
     inline: bool = False,
     note: Callable[[str], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> ProjectionTables:
     """The shadow tables ``replay.fold_into_shadow`` makes, folded by ``workers`` processes
     (``inline``: one after another in this process, the same code without the processes).
-    ``on_batch`` hears events folded, summed over workers and divided by their number."""
+    ``on_batch`` hears events folded, summed over workers and divided by their number;
+    ``timings`` gets the seconds of each step (claims, workers, merge), for the bench."""
+    clock = _Stopwatch(timings)
     stages = [stage_tables(k) for k in range(workers)]
     forced: dict[int, tuple[str, bool]] = {}
     unread: set[int] = set()
     try:
         for round_ in range(1, MAX_ROUNDS + 1):
             excluded = set(forced) | unread
-            fill_claims(db, upto, excluded)
+            with clock("claims"):
+                fill_claims(db, upto, excluded)
             shards = [Shard(k, workers, forced=dict(forced)) for k in range(workers)]
             args = dict(grace_seconds=grace_seconds, batch_size=batch_size, upto=upto)
-            if inline:
-                results = [_fold_inline(db, rules, s, on_batch, workers, args) for s in shards]
-            else:
-                results = _fold_in_processes(db, rules, shards, on_batch, args)
+            with clock("workers"):
+                if inline:
+                    results = [_fold_inline(db, rules, s, on_batch, workers, args) for s in shards]
+                else:
+                    results = _fold_in_processes(db, rules, shards, on_batch, args)
             claimed_unread = _claims_any(db, {p for r in results for p in r.unread} - excluded)
             verdict = agree(results, forced, claimed_unread)
             if verdict.agreed:
                 shadow = shadow_tables()
-                merge(db, stages, shadow)
+                with clock("merge"):
+                    merge(db, stages, shadow)
                 return shadow
             if note is not None:
                 note(f"parallel fold round {round_}: events that fail to fold found; again")
@@ -141,6 +149,23 @@ def fold_into_shadow(
     from pipeline.projector.replay import fold_into_shadow as fold_serially
 
     return fold_serially(db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto)
+
+
+class _Stopwatch:
+    """Adds the seconds spent in each named step to ``timings`` (when given)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.timings is not None:
+                spent = time.perf_counter() - started
+                self.timings[step] = self.timings.get(step, 0.0) + spent
 
 
 def _claims_any(db: Database, positions: set[int]) -> bool:
