@@ -3,19 +3,23 @@
 Reports before their submission (held, then released), carrier ids nobody claims, a carrier
 id claimed by a second message, invoice lines by carrier id and by message, superseded
 invoice versions, totals that do not add up, closings, FX rates, acknowledgements, events
-that fail to fold, a report naming no message, receive-time events, stale messages.
+that fail to fold, a report naming no message, receive-time events, stale messages, price
+tables recorded and a repricing.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from pipeline.db.engine import Database
+from pipeline.domain.tariffs import TariffRule
 from pipeline.eventlog import NewEvent
+from pipeline.prices.record import latest_recorded, price_event
 from pipeline.projector.store import ProjectionTables
 from tests.finance.money_events import acked, closed, header, line, rate
 from tests.projector.events import at, report, submitted
@@ -72,6 +76,22 @@ def random_log(rng: random.Random, tag: str, start: float) -> list[NewEvent]:
         chunk = out[i : i + window]
         rng.shuffle(chunk)
         out[i : i + window] = chunk
+    return out
+
+
+def price_tables(db: Database, rng: random.Random) -> list[NewEvent]:
+    """A new billing table now and then, and a repricing of every message by the latest."""
+    with db.read() as conn:
+        previous = latest_recorded(conn).get("billing")
+    price = rng.choice(["2.27", "1.90", "2.50"])
+    rules = [TariffRule(prefix="+7", price_per_part=Decimal(price), currency="RUB")]
+    out = [price_event("billing", rules, previous)]
+    if previous is not None and rng.random() < 0.5:
+        payload = {"scope": "billing", "version": previous.version,
+                   "accepted_from": "2026-01-01T00:00:00Z", "accepted_to": "2026-02-01T00:00:00Z",
+                   "note": "repriced", "messages": 0}  # fmt: skip
+        out.append(NewEvent("prices.repriced", at(0), "cli", payload,
+                            dedup_key=f"reprice:{previous.position}:{rng.random()}"))  # fmt: skip
     return out
 
 

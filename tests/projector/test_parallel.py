@@ -21,7 +21,7 @@ from pipeline.projector.replay import _drop_shadow, fold_into_shadow
 from pipeline.projector.shard import Shard, ShardResult, all_tables
 from pipeline.projector.store import ProjectionTables
 from tests.finance.money_events import GRACE, rules
-from tests.projector.shard_logs import acknowledgements, random_log
+from tests.projector.shard_logs import acknowledgements, price_tables, random_log
 
 RULES = rules()
 
@@ -55,7 +55,7 @@ def parallel_head(db: Database) -> int:
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 10_000), workers=st.integers(2, 4),
        batch_size=st.sampled_from([2, 7, 50, 1000]))  # fmt: skip
@@ -68,6 +68,8 @@ def test_a_parallel_fold_equals_one_fold(
     # The log grows with every example (it is append-only): new traffic, new trouble, and
     # acknowledgements of rows the previous examples' folds opened.
     append(db, random_log(rng, f"x{examples}", start=examples * 40.0))
+    if rng.random() < 0.5:
+        append(db, price_tables(db, rng))
     expected, got, many = fold_both(db, workers, batch_size)
     assert got == expected
     append(db, acknowledgements(db, rng, many))
