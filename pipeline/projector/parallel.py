@@ -27,6 +27,7 @@ reads the whole log). The speed-up is for PostgreSQL.
 from __future__ import annotations
 
 import copy
+import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ from pipeline.projector.shard import (
 from pipeline.projector.store import ProjectionTables, shadow_tables
 
 MAX_ROUNDS = 3
+log = logging.getLogger(__name__)
 #: Seconds between looks at the workers' progress.
 POLL = 0.5
 
@@ -107,7 +109,6 @@ def fold_into_shadow(
     workers: int,
     on_batch: Callable[[int], None] | None = None,
     inline: bool = False,
-    note: Callable[[str], None] | None = None,
     timings: dict[str, float] | None = None,
 ) -> ProjectionTables:
     """The shadow tables ``replay.fold_into_shadow`` makes, folded by ``workers`` processes
@@ -137,15 +138,15 @@ def fold_into_shadow(
                 with clock("merge"):
                     merge(db, stages, shadow)
                 return shadow
-            if note is not None:
-                note(f"parallel fold round {round_}: events that fail to fold found; again")
+            log.info("parallel fold, round %d: the workers found events that fail to fold; "
+                     "folding again with them skipped everywhere", round_)  # fmt: skip
             forced, unread = verdict.forced, unread | verdict.unread
     finally:
         for stage in stages:
             drop_tables(db, stage)
         drop_claims(db)
-    if note is not None:
-        note(f"the workers did not agree after {MAX_ROUNDS} rounds: folding in one process")
+    log.warning("parallel fold: the workers did not agree after %d rounds; folding in one "
+                "process", MAX_ROUNDS)  # fmt: skip
     from pipeline.projector.replay import fold_into_shadow as fold_serially
 
     return fold_serially(db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto)
