@@ -15,13 +15,24 @@ On a freshly migrated database (PostgreSQL by default: the parallel fold is for 
    (``replay.verify`` with one worker: 0 differences), so a speed-up never comes from a
    different answer.
 
-Prints the best time of each worker count and the speed-up against one worker. Without
---postgres-url a throwaway PostgreSQL server is started from the installed binaries.
+Prints the best time of each worker count and the speed-up against one worker.
+
+``--cpu`` (PostgreSQL on this machine) also counts CPU seconds, which a loaded machine does
+not change much: the one-process fold and each worker's fold are run one after another in
+this process over one connection, and the CPU of this process and of that connection's
+server process (``/proc/<pid>/stat``) is read before and after each. A worker alternates
+between Python and its server process, as one fold does, so on idle cores the fold takes
+about its client + server CPU, and N workers about the largest worker's plus the serial
+steps: the speed-up this predicts is printed beside the measured one.
+
+Without --postgres-url a throwaway PostgreSQL server is started from the installed
+binaries.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -52,6 +63,64 @@ def rebuild(db: Database, workers: int) -> tuple[float, dict[str, float]]:
         return time.perf_counter() - started, steps
     finally:
         parallel.fold_into_shadow = original  # type: ignore[assignment]
+
+
+def _server_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(url: str, workers: int) -> None:
+    """Client and server CPU of one fold and of each of ``workers`` shard folds."""
+    from sqlalchemy import text
+
+    from pipeline.projector.runner import head_position
+    from pipeline.projector.shard import (
+        Shard,
+        drop_claims,
+        drop_tables,
+        fill_claims,
+        fold_shard,
+        stage_tables,
+    )
+
+    db = Database.from_url(url, pool_size=1)
+    upto = head_position(db)
+    with db.read() as conn:
+        pid = int(conn.scalar(text("SELECT pg_backend_pid()")))
+
+    def measure(label: str, fold) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        client, server, wall = time.process_time(), _server_cpu(pid), time.perf_counter()
+        fold()
+        with db.read() as conn:
+            assert int(conn.scalar(text("SELECT pg_backend_pid()"))) == pid
+        c, s = time.process_time() - client, _server_cpu(pid) - server
+        print(f"  {label}: client {c:.1f}s + server {s:.1f}s CPU "
+              f"(wall {time.perf_counter() - wall:.1f}s)", flush=True)  # fmt: skip
+        return c, s
+
+    try:
+        one = measure("one process", lambda: replay._drop_shadow(db, replay.fold_into_shadow(
+            db, RULES, grace_seconds=GRACE, batch_size=BATCH, upto=upto)))  # fmt: skip
+        claims = measure("claims", lambda: fill_claims(db, upto, ()))
+        shards = [
+            measure(f"worker {k} of {workers}", lambda k=k: fold_shard(
+                db, parallel.portable(RULES), Shard(k, workers), grace_seconds=GRACE,
+                batch_size=BATCH, upto=upto))
+            for k in range(workers)
+        ]  # fmt: skip
+        total = sum(c + s for c, s in shards)
+        longest = max(c + s for c, s in shards)
+        serial = sum(claims)
+        print(f"  CPU: one process {sum(one):.1f}s; {workers} workers {total:.1f}s in all "
+              f"({total / sum(one):.2f}x the work), the largest {longest:.1f}s, claims "
+              f"{serial:.1f}s; predicted speed-up on {workers} idle cores (merge not counted) "
+              f"{sum(one) / (longest + serial):.2f}x")  # fmt: skip
+    finally:
+        for k in range(workers):
+            drop_tables(db, stage_tables(k))
+        drop_claims(db)
+        db.dispose()
 
 
 def run(url: str, label: str, events: int, counts: list[int], repeat: int) -> None:
@@ -91,8 +160,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--postgres-url", default=None)
+    parser.add_argument("--cpu", action="store_true", help="also count CPU seconds (see above)")
+    parser.add_argument(
+        "--only-cpu", metavar="DATABASE_URL", help="only count CPU, on the log in this database"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
+    if args.only_cpu:
+        cpu_seconds(args.only_cpu, max(counts))
+        return
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             run(f"sqlite:///{tmp}/bench_parallel.db", "SQLite", args.events, counts, args.repeat)
@@ -114,6 +190,8 @@ def main() -> None:
         engine.dispose()
         base = admin.rsplit("/", 1)[0]
         run(f"{base}/bench_parallel", "PostgreSQL", args.events, counts, args.repeat)
+        if args.cpu:
+            cpu_seconds(f"{base}/bench_parallel", max(counts))
     finally:
         if server is not None:
             server.stop()
