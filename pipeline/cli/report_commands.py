@@ -100,8 +100,14 @@ for _name in REPORTS:
 @report.command("verify")
 @click.argument("run_id", type=int)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Fold in this many processes, each its share of the messages (docs/projector.md).",
+)
 @friendly_errors
-def verify_command(run_id: int, batch_size: int | None) -> None:
+def verify_command(run_id: int, batch_size: int | None, workers: int) -> None:
     """Rebuild run RUN_ID from the log up to its pinned position and compare hashes."""
     from pipeline.cli.context import progress
     from pipeline.cli.event_archive import refuse_missing_months
@@ -121,6 +127,7 @@ def verify_command(run_id: int, batch_size: int | None) -> None:
                 grace_seconds=settings.projector.correlation_grace,
                 batch_size=batch_size or settings.projector.batch_size,
                 on_batch=bar.advance,
+                workers=workers,
             )
     except RunNotFound as exc:
         fail(str(exc), EXIT_USAGE)

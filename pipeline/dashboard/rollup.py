@@ -11,8 +11,9 @@ the checkpoint. A refresh therefore costs the changed days' messages, not the mo
 It rebuilds everything when it has no checkpoint yet (the first refresh after the
 migration) or when the highest ``last_position`` is below it (the database was restored
 or rebuilt from an older log). ``smsrecon replay --rebuild`` under changed settings
-re-derives amounts without raising any ``last_position``: ``smsrecon dashboard
---rebuild-rollup`` rebuilds the rollup after it (docs/dashboard.md).
+re-derives amounts without raising any ``last_position``, so it ends by rebuilding the
+rollup whole (``pipeline/cli/project_commands.py``); ``smsrecon dashboard
+--rebuild-rollup`` does the same by hand (docs/dashboard.md).
 
 The sums are the views' own SQL aggregates over the same rows, at a finer grain: a sum of
 sums with SQL's NULL rule (NULL only when every part is NULL) is the view's sum exactly.

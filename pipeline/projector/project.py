@@ -129,6 +129,8 @@ class _Batch:
     evicted: set[str] = field(default_factory=set)
     book: reference.LiveBook | None = None
     result: BatchResult = field(default_factory=BatchResult)
+    #: One worker's share of a parallel fold (``pipeline.projector.shard``); None: all of it.
+    shard: Any = None
 
 
 def event_time(event: StoredEvent) -> datetime:
@@ -177,10 +179,12 @@ def project_batch(
     grace_seconds: float,
     limit: int,
     upto: int | None = None,
+    shard: Any = None,
 ) -> BatchResult:
-    """Fold up to ``limit`` events after the checkpoint (not past ``upto``) in ``conn``."""
+    """Fold up to ``limit`` events after the checkpoint (not past ``upto``) in ``conn``;
+    with ``shard``, only that worker's share of the messages (``pipeline.projector.shard``)."""
     with cyclic_gc_paused():
-        return _project_batch(conn, tables, rules, grace_seconds, limit, upto)
+        return _project_batch(conn, tables, rules, grace_seconds, limit, upto, shard)
 
 
 @contextmanager
@@ -210,6 +214,7 @@ def _project_batch(
     grace_seconds: float,
     limit: int,
     upto: int | None,
+    shard: Any = None,
 ) -> BatchResult:
     position, clock = store.read_checkpoint(conn, tables)
     if upto is not None:
@@ -221,7 +226,7 @@ def _project_batch(
         batch = [e for e in batch if e.position <= upto]
     if not batch:
         return BatchResult(position=position)
-    return _fold_resilient(conn, tables, rules, grace_seconds, position, clock, batch)
+    return _fold_resilient(conn, tables, rules, grace_seconds, position, clock, batch, shard)
 
 
 def _fold_resilient(
@@ -232,6 +237,7 @@ def _fold_resilient(
     position: int,
     clock: datetime | None,
     batch: list[StoredEvent | UnreadableEvent],
+    shard: Any = None,
 ) -> BatchResult:
     """Fold ``batch``; if an event cannot be applied, fold it in pieces and skip that event.
 
@@ -241,7 +247,7 @@ def _fold_resilient(
     """
     try:
         with conn.begin_nested():
-            return _project(conn, tables, rules, grace_seconds, position, clock, batch)
+            return _project(conn, tables, rules, grace_seconds, position, clock, batch, shard)
     except _FailedAt as exc:
         failure: BaseException = exc.__cause__ or exc
         at: int | None = exc.index
@@ -258,7 +264,9 @@ def _fold_resilient(
     total = BatchResult(position=position)
     for piece in pieces:
         position, clock = store.read_checkpoint(conn, tables)
-        total.add(_fold_resilient(conn, tables, rules, grace_seconds, position, clock, piece))
+        total.add(
+            _fold_resilient(conn, tables, rules, grace_seconds, position, clock, piece, shard)
+        )
     return total
 
 
@@ -270,13 +278,18 @@ def _project(
     position: int,
     clock: datetime | None,
     batch: list[StoredEvent | UnreadableEvent],
+    shard: Any = None,
 ) -> BatchResult:
     readable = [e for e in batch if type(e) is StoredEvent]
     work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
+    if shard is not None:
+        work.shard = shard.begin(conn, batch)
     for index, event in enumerate(batch):
         try:
             if type(event) is UnreadableEvent:
                 _skip_unreadable(work, event)
+                continue
+            if shard is not None and shard.skips(work, event):
                 continue
             _advance_clock(work, event)
             _apply(work, event)
@@ -483,6 +496,8 @@ def _apply(work: _Batch, event: StoredEvent) -> None:
         _apply_reference(work, event)
         return
     if event.type not in MESSAGE_EVENTS:
+        return
+    if work.shard is not None and not work.shard.takes(work, event):
         return
     message_id = event.message_id
     pair = (event.carrier, event.carrier_message_id)
@@ -720,6 +735,8 @@ def _invoice_total(work: _Batch, row: dict[str, Any], at: StoredEvent) -> None:
 def _refold(work: _Batch, message_id: str, at: StoredEvent) -> None:
     """Derive a message again at a reference event: its facts are unchanged, what they
     come to may not be."""
+    if work.shard is not None and not work.shard.owns_message(message_id):
+        return
     facts = _facts(work, message_id, stored=True)
     before = facts.conditions
     if fold_into(facts, at, work.rules):

@@ -86,7 +86,17 @@ def fold_into_shadow(
     batch_size: int,
     upto: int,
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> ProjectionTables:
+    """Fold the log up to ``upto`` from scratch into the shadow tables; with ``workers``
+    above 1, in that many processes (``pipeline.projector.parallel``), to the same rows."""
+    if workers > 1:
+        from pipeline.projector import parallel
+
+        return parallel.fold_into_shadow(
+            db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto,
+            workers=workers, on_batch=on_batch,
+        )  # fmt: skip
     shadow = shadow_tables()
     _drop_shadow(db, shadow)
     with db.write() as conn:
@@ -225,12 +235,14 @@ def verify(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
     report: Callable[[Difference], None] | None = None,
+    workers: int = 1,
 ) -> tuple[int, int]:
     """(events folded, differences); calls ``report`` for each difference."""
     upto = live_checkpoint(db)
     shadow = fold_into_shadow(
-        db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto, on_batch=on_batch
-    )
+        db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto,
+        on_batch=on_batch, workers=workers,
+    )  # fmt: skip
     count = 0
     try:
         with db.read() as conn:
@@ -258,12 +270,14 @@ def rebuild(
     grace_seconds: float,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """Fold the log to its head into shadow tables and swap them in; returns the position."""
     upto = head_position(db)
     shadow = fold_into_shadow(
-        db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto, on_batch=on_batch
-    )
+        db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto,
+        on_batch=on_batch, workers=workers,
+    )  # fmt: skip
     try:
         with db.write() as conn:
             _swap(conn, shadow)

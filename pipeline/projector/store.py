@@ -76,12 +76,13 @@ LIVE = ProjectionTables(
 SHADOW_SUFFIX = "__replay"
 
 
-def shadow_tables() -> ProjectionTables:
-    """Copies of the live tables under other names, for replay to fold into."""
+def shadow_tables(suffix: str = SHADOW_SUFFIX) -> ProjectionTables:
+    """Copies of the live tables under other names, for replay to fold into (``suffix``
+    names another set: each worker of a parallel fold has its own)."""
     meta = MetaData()
 
     def copy(table: Table, *indexes: tuple[str, ...]) -> Table:
-        name = table.name + SHADOW_SUFFIX
+        name = table.name + suffix
         columns: list[Any] = [
             Column(c.name, c.type, primary_key=c.primary_key, autoincrement=c.autoincrement)
             for c in table.c

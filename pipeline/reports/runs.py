@@ -194,6 +194,7 @@ def verify_run(
     grace_seconds: float,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> Verdict:
     """Rebuild the run from the log up to its pinned position and compare.
 
@@ -210,6 +211,7 @@ def verify_run(
             batch_size=batch_size,
             upto=run.as_of_position,
             on_batch=on_batch,
+            workers=workers,
         )
         try:
             with db.snapshot() as conn:

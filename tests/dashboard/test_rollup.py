@@ -247,3 +247,21 @@ def test_the_rebuild_command_rolls_the_days_up_again(db_url: str, db: Database) 
     assert result.exit_code == 0, result.output
     assert "rollup rebuilt:" in result.output
     assert_rollup_is_the_views(db)
+
+
+def test_replay_rebuild_rolls_the_days_up_again_itself(db_url: str, db: Database) -> None:
+    """``smsrecon replay --rebuild`` under other settings than the live fold's re-derives
+    amounts without raising any last_position: it rebuilds the rollup as its last step."""
+    from click.testing import CliRunner
+
+    from pipeline.cli.main import cli
+
+    append(db, events_over_days(11, messages=15))
+    project(db, rules())
+    refresh(db)
+    with db.write() as conn:
+        conn.execute(text("UPDATE dashboard_daily SET messages = messages + 1"))
+    result = CliRunner().invoke(cli, ["--database-url", db_url, "replay", "--rebuild"])
+    assert result.exit_code == 0, result.output
+    assert "rebuilt the dashboard's daily rollup" in result.output
+    assert_rollup_is_the_views(db)

@@ -1,0 +1,267 @@
+"""Fold the log from scratch in N processes: the same shadow tables as one fold, sooner.
+
+``fold_into_shadow(..., workers=N)`` is ``replay.fold_into_shadow`` spread over processes
+(``replay --verify|--rebuild --workers N``, ``report verify --workers N``). Steps:
+
+1. **Claims** (serial, one SQL statement): the first ``carrier.submitted`` of each carrier
+   id, so a report naming only the carrier's id is routed to the worker of the message
+   that will claim it (``pipeline.projector.shard``).
+2. **Workers** (parallel): each reads the whole log and folds only its messages into its
+   own tables (``*__shard<k>``), in its own transactions and processes.
+3. **Agreement**: an event that fails to fold (``unreadable_event``) must not move the
+   event clock, nor claim a carrier id, in any worker; only its owner can find out. When a
+   worker found such an event that the others folded, the round is run again with it
+   skipped everywhere (``Shard.forced``). Rounds stop when the workers agree (at once for
+   a log without such events); after ``MAX_ROUNDS`` the log is folded in one process.
+4. **Merge** (serial): the workers' rows into the ``*__replay`` tables
+   (``pipeline.projector.merge``), which verify compares and rebuild swaps in.
+
+Failure policy: nothing here touches the live tables; a crash leaves scratch tables that the
+next run drops and makes again. Runs under the projector lock, held by the caller.
+
+On SQLite every write transaction is ``BEGIN IMMEDIATE``, so the workers' batches take
+turns at the one writer: the result is the same, the time is not shorter (each worker also
+reads the whole log). The speed-up is for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.db.engine import Database
+from pipeline.projector.derive import FoldRules
+from pipeline.projector.finance import EmptyBook
+from pipeline.projector.merge import merge
+from pipeline.projector.shard import (
+    Shard,
+    ShardResult,
+    claims,
+    drop_claims,
+    drop_tables,
+    fill_claims,
+    fold_shard,
+    stage_tables,
+)
+from pipeline.projector.store import ProjectionTables, shadow_tables
+
+MAX_ROUNDS = 3
+log = logging.getLogger(__name__)
+#: Seconds between looks at the workers' progress.
+POLL = 0.5
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """What a round's workers found: whether they agree, and what the next round skips."""
+
+    agreed: bool
+    forced: dict[int, tuple[str, bool]]
+    #: Positions the reader could not decode (no carrier id is claimed by them).
+    unread: set[int]
+
+
+def agree(
+    results: list[ShardResult], forced: dict[int, tuple[str, bool]], claimed_unread: bool
+) -> Agreement:
+    """Whether every worker skipped exactly the events that fail, as one fold skips them.
+
+    A message event fails for its owner alone, and every other worker must have skipped
+    it; a reference event every worker folds, and either all fail it or all were told to
+    skip it. ``claimed_unread``: an event the reader cannot decode was taken as a claim.
+    """
+    count = len(results)
+    found: dict[int, tuple[str, bool]] = {}
+    for result in sorted(results, key=lambda r: r.index):
+        for position, failure in result.failed.items():
+            found.setdefault(position, failure)
+    for position, (error, message_event) in forced.items():
+        if not message_event:
+            found.setdefault(position, (error, message_event))  # skipped by all: still failed
+    unread = set().union(*(r.unread for r in results))
+    agreed = not claimed_unread and len({(r.position, r.clock) for r in results}) == 1
+    for position, (_error, message_event) in found.items():
+        failed = sum(position in r.failed for r in results)
+        skipped = sum(position in r.untried for r in results)
+        if message_event:
+            agreed &= failed == 1 and skipped == count - 1
+        else:
+            agreed &= failed + skipped == count and (failed == count or skipped == count)
+    for result in results:
+        agreed &= result.untried <= found.keys()
+    return Agreement(agreed, found, unread)
+
+
+def fold_into_shadow(
+    db: Database,
+    rules: FoldRules,
+    *,
+    grace_seconds: float,
+    batch_size: int,
+    upto: int,
+    workers: int,
+    on_batch: Callable[[int], None] | None = None,
+    inline: bool = False,
+    timings: dict[str, float] | None = None,
+) -> ProjectionTables:
+    """The shadow tables ``replay.fold_into_shadow`` makes, folded by ``workers`` processes
+    (``inline``: one after another in this process, the same code without the processes).
+    ``on_batch`` hears events folded, summed over workers and divided by their number;
+    ``timings`` gets the seconds of each step (claims, workers, merge), for the bench."""
+    clock = _Stopwatch(timings)
+    stages = [stage_tables(k) for k in range(workers)]
+    forced: dict[int, tuple[str, bool]] = {}
+    unread: set[int] = set()
+    try:
+        for round_ in range(1, MAX_ROUNDS + 1):
+            excluded = set(forced) | unread
+            with clock("claims"):
+                fill_claims(db, upto, excluded)
+            shards = [Shard(k, workers, forced=dict(forced)) for k in range(workers)]
+            args = dict(grace_seconds=grace_seconds, batch_size=batch_size, upto=upto)
+            with clock("workers"):
+                if inline:
+                    results = [_fold_inline(db, rules, s, on_batch, workers, args) for s in shards]
+                else:
+                    results = _fold_in_processes(db, rules, shards, on_batch, args)
+            claimed_unread = _claims_any(db, {p for r in results for p in r.unread} - excluded)
+            verdict = agree(results, forced, claimed_unread)
+            if verdict.agreed:
+                shadow = shadow_tables()
+                with clock("merge"):
+                    merge(db, stages, shadow)
+                return shadow
+            log.info("parallel fold, round %d: the workers found events that fail to fold; "
+                     "folding again with them skipped everywhere", round_)  # fmt: skip
+            forced, unread = verdict.forced, unread | verdict.unread
+    finally:
+        for stage in stages:
+            drop_tables(db, stage)
+        drop_claims(db)
+    log.warning("parallel fold: the workers did not agree after %d rounds; folding in one "
+                "process", MAX_ROUNDS)  # fmt: skip
+    from pipeline.projector.replay import fold_into_shadow as fold_serially
+
+    return fold_serially(db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto)
+
+
+class _Stopwatch:
+    """Adds the seconds spent in each named step to ``timings`` (when given)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.timings is not None:
+                spent = time.perf_counter() - started
+                self.timings[step] = self.timings.get(step, 0.0) + spent
+
+
+def _claims_any(db: Database, positions: set[int]) -> bool:
+    if not positions:
+        return False
+    from sqlalchemy import func, select
+
+    with db.read() as conn:
+        found = conn.scalar(
+            select(func.count()).select_from(claims).where(claims.c.position.in_(sorted(positions)))
+        )
+    return bool(found)
+
+
+def _fold_inline(
+    db: Database,
+    rules: FoldRules,
+    shard: Shard,
+    on_batch: Callable[[int], None] | None,
+    workers: int,
+    args: dict[str, Any],
+) -> ShardResult:
+    done = [0]
+
+    def advance(events: int) -> None:
+        done[0] += events
+        if on_batch is not None and done[0] >= workers:
+            on_batch(done[0] // workers)
+            done[0] %= workers
+
+    return fold_shard(db, portable(rules), shard, on_batch=advance, **args)
+
+
+def portable(rules: FoldRules) -> FoldRules:
+    """The rules without the reference book a previous fold left in them (it holds that
+    fold's connection), so a worker starts as a fresh fold and a process can receive it."""
+    out = copy.copy(rules)
+    out.finance = copy.copy(rules.finance)
+    out.finance.book = EmptyBook()
+    return out
+
+
+# -- processes ----------------------------------------------------------------------------
+
+_progress: Any = None
+
+
+def _init_worker(counters: Any) -> None:
+    global _progress
+    _progress = counters
+
+
+def _run_worker(url: str, rules: FoldRules, shard: Shard, args: dict[str, Any]) -> ShardResult:
+    """A worker process: its own engine, its own tables, its share of the messages."""
+    db = Database.from_url(url)
+    counter = _progress[shard.index]
+
+    def advance(events: int) -> None:
+        with counter.get_lock():
+            counter.value += events
+
+    try:
+        return fold_shard(db, rules, shard, on_batch=advance, **args)
+    finally:
+        db.dispose()
+
+
+def _fold_in_processes(
+    db: Database,
+    rules: FoldRules,
+    shards: list[Shard],
+    on_batch: Callable[[int], None] | None,
+    args: dict[str, Any],
+) -> list[ShardResult]:
+    """Each shard in a process of its own (spawned: nothing of this process's connections
+    is inherited); progress is read from shared counters while they run."""
+    context = multiprocessing.get_context("spawn")
+    counters = [context.Value("q", 0) for _ in shards]
+    url = db.engine.url.render_as_string(hide_password=False)
+    fresh = portable(rules)
+    reported = 0
+    with ProcessPoolExecutor(len(shards), mp_context=context, initializer=_init_worker,
+                             initargs=(counters,)) as pool:  # fmt: skip
+        futures = [pool.submit(_run_worker, url, fresh, s, args) for s in shards]
+        pending = set(futures)
+        while pending:
+            _done, pending = wait(pending, timeout=POLL, return_when=FIRST_EXCEPTION)
+            if on_batch is not None:
+                total = sum(c.value for c in counters) // len(shards)
+                if total > reported:
+                    on_batch(total - reported)
+                    reported = total
+            for future in _done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
