@@ -16,12 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.db.engine import Database
-from pipeline.db.tables import events
 from pipeline.dispatch.tables import deliveries, partner_circuits
 from pipeline.eventlog.model import utc_now
 from pipeline.health.decide import Measurements, OpenCircuit
-from pipeline.projector.store import CHECKPOINT
-from pipeline.projector.tables import projector_checkpoints
+from pipeline.projector.lag import read_lag
 
 #: Stored states of a delivery that is still on its way to Altegio.
 WAITING_STATES = ("pending", "in_flight")
@@ -35,21 +33,7 @@ def measure(
     now = clock()
     try:
         with db.read() as conn:
-            head = int(conn.scalar(select(func.max(events.c.position))) or 0)
-            checkpoint = int(
-                conn.scalar(
-                    select(projector_checkpoints.c.position).where(
-                        projector_checkpoints.c.name == CHECKPOINT
-                    )
-                )
-                or 0
-            )
-            oldest_unprojected = conn.scalar(
-                select(events.c.recorded_at)
-                .where(events.c.position > checkpoint)
-                .order_by(events.c.position)
-                .limit(1)
-            )
+            lag = read_lag(conn)
             # A row claimed at least once waits since first_pending_at; one made by a claim
             # but not yet claimed itself, since it was made (updated_at).
             oldest_waiting = conn.scalar(
@@ -82,9 +66,9 @@ def measure(
         write_problem=probe.problem,
         write_detail=probe.detail,
         free_bytes=free,
-        head_position=head,
-        checkpoint_position=checkpoint,
-        oldest_unprojected_at=oldest_unprojected,
+        head_position=lag.head,
+        checkpoint_position=lag.checkpoint,
+        oldest_unprojected_at=lag.oldest_unprojected,
         oldest_pending_delivery_at=oldest_waiting,
         open_circuits=circuits,
     )

@@ -41,8 +41,7 @@ from pipeline.health.check import HealthCheck, HealthReport
 from pipeline.health.decide import Measurements, lag_seconds
 from pipeline.ingest.tables import quarantine
 from pipeline.mismatches.table import mismatches
-from pipeline.projector.store import CHECKPOINT
-from pipeline.projector.tables import projector_checkpoints
+from pipeline.projector.lag import read_lag
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +88,8 @@ class DatabaseCollector(Collector):
     # -- reading ----------------------------------------------------------------------
 
     def _read(self, conn: Connection) -> dict[str, Any]:
-        head = int(conn.scalar(select(func.max(events.c.position))) or 0)
-        checkpoint = int(
-            conn.scalar(
-                select(projector_checkpoints.c.position).where(
-                    projector_checkpoints.c.name == CHECKPOINT
-                )
-            )
-            or 0
-        )
-        oldest = conn.scalar(
-            select(events.c.recorded_at)
-            .where(events.c.position > checkpoint)
-            .order_by(events.c.position)
-            .limit(1)
-        )
-        self._count_appended(conn, head)
+        lag = read_lag(conn)
+        self._count_appended(conn, lag.head)
         states = {
             state: _capped_count(conn, deliveries.c.message_id, deliveries.c.state == state)
             for state in COUNTED_STATES
@@ -128,9 +113,11 @@ class DatabaseCollector(Collector):
         circuits = dict(
             conn.execute(select(partner_circuits.c.partner, partner_circuits.c.state)).all()
         )
-        lag_s = lag_seconds(Measurements(now=utc_now(), oldest_unprojected_at=oldest))
+        lag_s = lag_seconds(
+            Measurements(now=utc_now(), oldest_unprojected_at=lag.oldest_unprojected)
+        )
         return {
-            "lag_events": max(0, head - checkpoint),
+            "lag_events": lag.events,
             "lag_seconds": lag_s,
             "states": states,
             "open_by_kind": open_by_kind,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, insert, select
 
 from pipeline.db.engine import Database
-from pipeline.projector.shard import all_tables, claims, load_claims, pair_key, shard_of
+from pipeline.projector.shard import claims, load_claims, pair_key, shard_of
 from pipeline.projector.store import ProjectionTables
 
 PAGE = 2000
@@ -32,7 +32,7 @@ class MergeError(RuntimeError):
 def merge(db: Database, stages: list[ProjectionTables], shadow: ProjectionTables) -> None:
     """Fill ``shadow`` (created afresh) from the workers' ``stages``, in one transaction."""
     with db.write() as conn:
-        for table in all_tables(shadow):
+        for table in shadow.all():
             table.drop(conn, checkfirst=True)
             table.create(conn)
         for stage in stages:

@@ -58,23 +58,9 @@ class Difference:
         )
 
 
-def _all(tables: ProjectionTables) -> list[Table]:
-    return [
-        tables.state,
-        tables.mismatches,
-        tables.correlations,
-        tables.held,
-        tables.checkpoints,
-        tables.invoices,
-        tables.invoice_lines,
-        tables.fx_rates,
-        tables.price_tables,
-    ]
-
-
 def _drop_shadow(db: Database, shadow: ProjectionTables) -> None:
     with db.write() as conn:
-        for table in _all(shadow):
+        for table in shadow.all():
             table.drop(conn, checkfirst=True)
 
 
@@ -100,7 +86,7 @@ def fold_into_shadow(
     shadow = shadow_tables()
     _drop_shadow(db, shadow)
     with db.write() as conn:
-        for table in _all(shadow):
+        for table in shadow.all():
             table.create(conn)
     catch_up(
         db,

@@ -285,25 +285,11 @@ def fold_shard(
 def create_tables(db: Database, tables: ProjectionTables) -> None:
     drop_tables(db, tables)
     with db.write() as conn:
-        for table in all_tables(tables):
+        for table in tables.all():
             table.create(conn)
 
 
 def drop_tables(db: Database, tables: ProjectionTables) -> None:
     with db.write() as conn:
-        for table in all_tables(tables):
+        for table in tables.all():
             table.drop(conn, checkfirst=True)
-
-
-def all_tables(tables: ProjectionTables) -> list[Table]:
-    return [
-        tables.state,
-        tables.mismatches,
-        tables.correlations,
-        tables.held,
-        tables.checkpoints,
-        tables.invoices,
-        tables.invoice_lines,
-        tables.fx_rates,
-        tables.price_tables,
-    ]

@@ -8,7 +8,7 @@ All of them take a ``ProjectionTables``: the live tables, or a shadow set that
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -59,6 +59,10 @@ class ProjectionTables:
     invoice_lines: Table
     fx_rates: Table
     price_tables: Table
+
+    def all(self) -> list[Table]:
+        """Every table of the set, in the order they are created (and dropped reversed)."""
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 LIVE = ProjectionTables(

@@ -18,7 +18,7 @@ from pipeline.db.engine import Database
 from pipeline.eventlog import append
 from pipeline.projector import parallel
 from pipeline.projector.replay import _drop_shadow, fold_into_shadow
-from pipeline.projector.shard import Shard, ShardResult, all_tables
+from pipeline.projector.shard import Shard, ShardResult
 from pipeline.projector.store import ProjectionTables
 from tests.finance.money_events import GRACE, rules
 from tests.projector.shard_logs import acknowledgements, price_tables, random_log
@@ -30,7 +30,7 @@ def snapshot(db: Database, tables: ProjectionTables) -> dict[str, list[tuple[Any
     """Every row of every table, in a stable order, without what no rebuild keeps."""
     out = {}
     with db.read() as conn:
-        for table in all_tables(tables):
+        for table in tables.all():
             skip = {"id", "updated_at"} if table is tables.checkpoints else {"id"}
             cols = [c for c in table.c if c.name not in skip]
             rows = conn.execute(select(*cols)).all()
