@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from jobs.partitions import run_partitions_job
@@ -26,6 +25,7 @@ from pipeline.db.partitions import PartitionError, add_months, month_name, this_
 from pipeline.db.tables import events
 from pipeline.eventlog import NewEvent, append, read
 from pipeline.eventlog.model import utc_now
+from tests.pg_roles import as_role, run_grant, throwaway_role
 
 AHEAD = 2
 
@@ -333,36 +333,15 @@ def test_a_reader_sees_every_position_once_in_order_under_concurrent_writers(
 
 @pytest.fixture
 def runtime_role(pg_db: Database, pg_admin_url: str) -> Iterator[str]:
-    role = f"smsrecon_rt_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
-    try:
+    with throwaway_role(pg_db, pg_admin_url, "smsrecon_rt") as role:
         yield role
-    finally:
-        with pg_db.engine.connect() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))
-            conn.commit()
-        with admin.connect() as conn:
-            conn.execute(text(f"REVOKE ALL ON DATABASE {pg_db.engine.url.database} FROM {role}"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
 
 
 def grant(db: Database, tmp_path: Path, role: str) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text("carriers: {}\n")
     url = db.engine.url.render_as_string(hide_password=False)
-    result = CliRunner().invoke(
-        cli, ["--config", str(config), "--database-url", url, "db", "grant", role]
-    )
+    result = run_grant(url, tmp_path, role)
     assert result.exit_code == 0, result.output
     assert "granted EXECUTE on FUNCTION" in result.output
-
-
-def as_role(db: Database, role: str) -> Database:
-    url = db.engine.url.render_as_string(hide_password=False)
-    return Database(create_engine(url, connect_args={"options": f"-c role={role}"}))
 
 
 def test_an_infinite_recorded_time_is_converted_into_default(pg_db: Database) -> None:

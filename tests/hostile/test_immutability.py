@@ -18,12 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from pipeline.cli.main import cli
 from pipeline.config import Settings
 from pipeline.db import schema
 from pipeline.db.engine import Database
@@ -33,6 +31,7 @@ from pipeline.ingest import quarantine
 from pipeline.ingest.adapters.base import RawRequest
 from pipeline.projector.runner import run_project
 from tests.ingest.server_fixtures import event_count, stored_events
+from tests.pg_roles import as_role, run_grant, throwaway_role
 
 
 def _accepted(i: int) -> NewEvent:
@@ -173,47 +172,21 @@ def test_downgrading_below_the_event_log_refuses_while_it_holds_events(db: Datab
 
 @pytest.fixture
 def runtime_role(pg_db: Database, pg_admin_url: str) -> Iterator[str]:
-    """A role of its own (roles are cluster-wide: a unique name, dropped afterwards)."""
-    role = f"smsrecon_rt_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
-    try:
+    with throwaway_role(pg_db, pg_admin_url, "smsrecon_rt") as role:
         yield role
-    finally:
-        with pg_db.engine.connect() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))
-            conn.commit()
-        with admin.connect() as conn:
-            conn.execute(text(f"REVOKE ALL ON DATABASE {pg_db.engine.url.database} FROM {role}"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
-
-
-def _grant(url: str, tmp_path: Path, role: str) -> Result:
-    config = tmp_path / "config.yaml"
-    config.write_text("carriers: {}\n")
-    return CliRunner().invoke(
-        cli, ["--config", str(config), "--database-url", url, "db", "grant", role]
-    )
 
 
 def _url(db: Database) -> str:
     return db.engine.url.render_as_string(hide_password=False)
 
 
-def _as_role(db: Database, role: str) -> Database:
-    """The same database, every session running as ``role`` (as if it had logged in)."""
-    return Database(create_engine(_url(db), connect_args={"options": f"-c role={role}"}))
-
-
 def test_the_runtime_role_can_append_project_and_quarantine(
     pg_db: Database, runtime_role: str, tmp_path: Path
 ) -> None:
-    result = _grant(_url(pg_db), tmp_path, runtime_role)
+    result = run_grant(_url(pg_db), tmp_path, runtime_role)
     assert result.exit_code == 0, result.output
     assert "granted SELECT, INSERT on TABLE public.events" in result.output
-    runtime = _as_role(pg_db, runtime_role)
+    runtime = as_role(pg_db, runtime_role)
     try:
         with runtime.read() as conn:
             assert conn.execute(text("SELECT current_user")).scalar() == runtime_role
@@ -256,9 +229,9 @@ def test_the_runtime_role_can_append_project_and_quarantine(
 def test_the_runtime_role_cannot_alter_disable_drop_truncate_or_rewrite_events(
     pg_db: Database, runtime_role: str, tmp_path: Path, statement: str
 ) -> None:
-    assert _grant(_url(pg_db), tmp_path, runtime_role).exit_code == 0
+    assert run_grant(_url(pg_db), tmp_path, runtime_role).exit_code == 0
     append(pg_db, [_accepted(1)])
-    runtime = _as_role(pg_db, runtime_role)
+    runtime = as_role(pg_db, runtime_role)
     try:
         with (
             pytest.raises(ProgrammingError, match=r"permission denied|must be owner"),
@@ -287,7 +260,7 @@ def test_grant_replaces_earlier_privileges_with_exactly_the_runtime_set(
 ) -> None:
     with pg_db.write() as conn:
         conn.execute(text(f"GRANT ALL ON events TO {runtime_role}"))
-    assert _grant(_url(pg_db), tmp_path, runtime_role).exit_code == 0
+    assert run_grant(_url(pg_db), tmp_path, runtime_role).exit_code == 0
     with pg_db.read() as conn:
         privileges = conn.execute(
             text(
@@ -303,12 +276,12 @@ def test_grant_refuses_a_superuser_a_missing_role_and_sqlite(
     pg_db: Database, tmp_path: Path, sqlite_path: Path
 ) -> None:
     superuser = make_url(_url(pg_db)).username or "postgres"
-    refused = _grant(_url(pg_db), tmp_path, superuser)
+    refused = run_grant(_url(pg_db), tmp_path, superuser)
     assert refused.exit_code == 2
     assert "superuser" in refused.output
-    missing = _grant(_url(pg_db), tmp_path, f"smsrecon_missing_{uuid.uuid4().hex[:8]}")
+    missing = run_grant(_url(pg_db), tmp_path, f"smsrecon_missing_{uuid.uuid4().hex[:8]}")
     assert missing.exit_code == 2
     assert "create it first" in missing.output
-    on_sqlite = _grant(f"sqlite:///{sqlite_path}", tmp_path, "anyone")
+    on_sqlite = run_grant(f"sqlite:///{sqlite_path}", tmp_path, "anyone")
     assert on_sqlite.exit_code == 2
     assert "PostgreSQL" in on_sqlite.output

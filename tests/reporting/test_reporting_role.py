@@ -4,7 +4,6 @@ else (PostgreSQL; on SQLite access control is the file's, and the command says s
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pipeline.cli.main import cli
 from pipeline.db.engine import Database
 from pipeline.eventlog import append
 from tests.finance.money_events import project
+from tests.pg_roles import throwaway_role
 from tests.reporting.october import october_log, october_rules
 
 VIEWS = (
@@ -38,21 +38,9 @@ def _url(db: Database) -> str:
 
 @pytest.fixture
 def reporting_role(pg_db: Database, pg_admin_url: str) -> Iterator[str]:
-    """A role that can log in (roles are cluster-wide: a unique name, dropped afterwards)."""
-    role = f"smsrecon_bi_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"))
-    try:
+    """A role that can log in."""
+    with throwaway_role(pg_db, pg_admin_url, "smsrecon_bi", f"LOGIN PASSWORD '{PASSWORD}'") as role:
         yield role
-    finally:
-        with pg_db.engine.connect() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))
-            conn.commit()
-        with admin.connect() as conn:
-            conn.execute(text(f"REVOKE ALL ON DATABASE {pg_db.engine.url.database} FROM {role}"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
 
 
 def _grant(url: str, tmp_path: Path, *args: str) -> Result:
