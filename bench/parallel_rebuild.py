@@ -129,7 +129,7 @@ def run(url: str, label: str, events: int, counts: list[int], repeat: int) -> No
     try:
         fill(db, 0, events, seed=1)
         applied = catch_up(db, RULES, grace_seconds=GRACE, batch_size=BATCH)[0]
-        scan = raw_scan(db)
+        scan, _scan_cpu = raw_scan(db)
         print(f"{label}: {applied} events; raw scan {scan:.2f}s", flush=True)
         best: dict[int, float] = {}
         for attempt in range(repeat):
