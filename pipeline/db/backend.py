@@ -224,6 +224,13 @@ class Backend(ABC):
         batch job (nothing to tune on SQLite)."""
         return None
 
+    def refresh_planner_statistics(self, conn: Connection, tables: Sequence[Table]) -> None:
+        """Give the query planner fresh statistics of ``tables``, which a long fold has just
+        filled (``pipeline.projector.statistics``). SQLite needs none: without
+        ``sqlite_stat1`` its planner takes every index as selective, which the projector's
+        look-ups by key are."""
+        return None
+
     @abstractmethod
     def database_size(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""

@@ -18,6 +18,7 @@ from pipeline.projector.derive import FoldRules
 from pipeline.projector.finance import CarrierTerms, FinanceRules
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.project import project_batch
+from pipeline.projector.statistics import StatisticsSchedule
 from pipeline.projector.store import LIVE, ProjectionTables, read_checkpoint
 
 
@@ -99,6 +100,7 @@ def catch_up(
     """
     applied = changed = opened = resolved = 0
     position = 0
+    statistics = StatisticsSchedule(db, tables)
     while max_events is None or applied < max_events:
         limit = batch_size if max_events is None else min(batch_size, max_events - applied)
         batch_started = time.monotonic()
@@ -113,6 +115,7 @@ def catch_up(
             observer.batch_projected(result.events, time.monotonic() - batch_started)
         crashpoints.reached("batch_committed")
         applied += result.events
+        statistics.applied(applied)
         changed += result.messages_changed
         opened += result.opened
         resolved += result.resolved

@@ -258,15 +258,20 @@ def fold_shard(
 ) -> ShardResult:
     """Fold the whole log up to ``upto`` into the worker's own tables (created afresh)."""
     from pipeline.projector.project import project_batch
+    from pipeline.projector.statistics import StatisticsSchedule
 
     tables = stage_tables(shard.index)
     create_tables(db, tables)
+    statistics = StatisticsSchedule(db, tables)
+    applied = 0
     while True:
         with db.write() as conn:
             result = project_batch(conn, tables, rules, grace_seconds=grace_seconds,
                                    limit=batch_size, upto=upto, shard=shard)  # fmt: skip
         if result.events == 0:
             break
+        applied += result.events
+        statistics.applied(applied)
         if on_batch is not None:
             on_batch(result.events)
     with db.read() as conn:

@@ -1,0 +1,79 @@
+"""A long fold refreshes the planner's statistics of the tables it fills
+(``pipeline.projector.statistics``): without them PostgreSQL searched the correlations by
+carrier alone and every batch's look-up cost in proportion to the log."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select, text
+
+from pipeline.db.engine import Database
+from pipeline.eventlog import append
+from pipeline.projector import statistics
+from pipeline.projector.derive import FoldRules
+from pipeline.projector.runner import catch_up
+from pipeline.projector.statistics import StatisticsSchedule
+from pipeline.projector.store import LIVE, load_correlations
+from tests.projector.traffic import traffic
+
+
+def test_refreshes_as_the_applied_events_double(db: Database) -> None:
+    schedule = StatisticsSchedule(db, LIVE)
+    assert [schedule.applied(n) for n in (5_000, 19_999, 20_000, 25_000, 39_999)] == [
+        False, False, True, False, False,
+    ]  # fmt: skip
+    # A batch that jumps past several thresholds refreshes once and waits for the next.
+    assert schedule.applied(170_000) is True
+    assert schedule.next_at == 320_000
+    assert schedule.applied(300_000) is False
+
+
+def analysed(db: Database, table: str) -> bool:
+    with db.read() as conn:
+        if db.is_postgres:
+            return conn.scalar(
+                text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                     "WHERE relname = :t"), {"t": table},
+            )  # fmt: skip
+        stat1 = conn.scalar(text("SELECT count(*) FROM sqlite_master WHERE name='sqlite_stat1'"))
+        return bool(stat1)
+
+
+def test_a_fold_past_the_first_threshold_analyses_its_tables_on_postgresql(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statistics, "FIRST", 50)
+    append(db, traffic(seed=3, messages=40))
+    assert not analysed(db, "projector_correlations")
+    catch_up(db, FoldRules(), grace_seconds=600, batch_size=30)
+    # SQLite's planner needs none (Backend.refresh_planner_statistics): nothing is written.
+    assert analysed(db, "projector_correlations") is db.is_postgres
+
+
+def test_with_statistics_postgresql_looks_correlations_up_by_both_key_columns(
+    pg_db: Database,
+) -> None:
+    rows = [
+        {"carrier": "mts", "carrier_message_id": f"c{n}", "message_id": f"m{n}",
+         "part": None, "position": n + 1}
+        for n in range(3_000)
+    ]  # fmt: skip
+    with pg_db.write() as conn:
+        conn.execute(LIVE.correlations.insert(), rows)
+    with pg_db.write() as conn:
+        pg_db.backend.refresh_planner_statistics(conn, LIVE.all())
+    ids = [f"c{n}" for n in range(1_000, 2_000)]
+    co = LIVE.correlations
+    query = select(co.c.message_id).where(co.c.carrier == "mts", co.c.carrier_message_id.in_(ids))
+    with pg_db.read() as conn:
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+        found = load_correlations(conn, LIVE, [("mts", i) for i in ids])
+    # The planner knows ``carrier = 'mts'`` holds for every row, so it expects as many rows
+    # as ids asked for; without statistics it expected a handful and searched by carrier
+    # alone, comparing each row with every id.
+    expected = int(re.search(r"rows=(\d+)", plan.splitlines()[0]).group(1))  # type: ignore[union-attr]
+    assert 500 <= expected <= 2_000, plan[:300]
+    assert len(found) == 1_000
