@@ -281,9 +281,15 @@ def _project(
     shard: Any = None,
 ) -> BatchResult:
     readable = [e for e in batch if type(e) is StoredEvent]
-    work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
-    if shard is not None:
-        work.shard = shard.begin(conn, batch)
+    if shard is None:
+        work = _prepare(conn, tables, rules, grace_seconds, clock, readable)
+    else:
+        shard.begin(conn, batch)
+        # Another worker's message events are never folded here (``takes``): their
+        # correlations, held reports and facts need not be loaded.
+        mine = [e for e in readable if e.type not in MESSAGE_EVENTS or shard.owns(e)]
+        work = _prepare(conn, tables, rules, grace_seconds, clock, readable, mine)
+        work.shard = shard
     for index, event in enumerate(batch):
         try:
             if type(event) is UnreadableEvent:
@@ -336,11 +342,14 @@ def _prepare(
     grace_seconds: float,
     clock: datetime | None,
     batch: list[StoredEvent],
+    folded: list[StoredEvent] | None = None,
 ) -> _Batch:
-    """Load, in a few queries, everything the batch's events can touch."""
+    """Load, in a few queries, everything the batch's events can touch: the events of
+    ``folded`` (default: all of them); the clock moves with every event of the batch."""
+    touching = batch if folded is None else folded
     pairs = {
         (e.carrier, e.carrier_message_id)
-        for e in batch
+        for e in touching
         if e.carrier and e.carrier_message_id and e.type in MESSAGE_EVENTS
     }
     # Only correlations stored before this batch: one made by a carrier.submitted inside
@@ -348,7 +357,7 @@ def _prepare(
     correlations = store.load_correlations(conn, tables, pairs)
     submitted = {
         (e.carrier, e.carrier_message_id)
-        for e in batch
+        for e in touching
         if e.type == "carrier.submitted" and e.carrier and e.carrier_message_id
     }
     held_rows = store.held_for(conn, tables, submitted)
@@ -361,7 +370,7 @@ def _prepare(
         for pair, rows in held_rows.items()
     }
 
-    ids = {e.message_id for e in batch if e.message_id}
+    ids = {e.message_id for e in touching if e.message_id}
     ids |= {correlations[p] for p in pairs if p in correlations}
     facts = store.load_facts(conn, tables, ids)
 
