@@ -49,9 +49,14 @@ def load_money(value: str) -> Decimal:
     return Decimal(value)
 
 
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` builds this very encoder
+#: on every call; the projector writes a document per message per batch.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_text(value: Any) -> str:
     """A JSON document as compact text (non-ASCII kept as is)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 Encoder = Callable[[Any], Any]
