@@ -166,6 +166,8 @@ class Shard:
     #: Positions the log reader could not decode (every worker records those alike).
     unread: set[int] = field(default_factory=set)
     _claims: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    #: The batch's answers of ``owns`` by position (asked up to three times an event).
+    _owned: dict[int, bool] = field(default_factory=dict)
 
     def begin(self, conn: Connection, batch: Sequence[Any]) -> Shard:
         """Look up the claims of the batch's reports that name only a carrier id."""
@@ -176,6 +178,7 @@ class Shard:
             elif e.message_id is None and e.carrier and e.carrier_message_id:
                 pairs.add((e.carrier, e.carrier_message_id))
         self._claims = load_claims(conn, pairs) if pairs else {}
+        self._owned = {}
         return self
 
     def key(self, event: StoredEvent) -> str:
@@ -187,7 +190,11 @@ class Shard:
         return claim[0] if claim else pair_key(event.carrier, event.carrier_message_id)
 
     def owns(self, event: StoredEvent) -> bool:
-        return shard_of(self.key(event), self.count) == self.index
+        found = self._owned.get(event.position)
+        if found is None:
+            found = shard_of(self.key(event), self.count) == self.index
+            self._owned[event.position] = found
+        return found
 
     def owns_message(self, message_id: str) -> bool:
         return shard_of(message_id, self.count) == self.index
