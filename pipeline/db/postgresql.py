@@ -169,9 +169,19 @@ class PostgreSQLBackend(Backend):
         # by carrier alone, comparing every row with a batch's thousand ids (two thirds of
         # a 200,000-event fold; docs/benchmarks.md). Autovacuum comes too late for a fold
         # that fills fresh tables within a minute.
-        if tables:
-            names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables)
-            conn.execute(text(f"ANALYZE {names}"))
+        # Only the tables this role owns: the runtime role owns none (pipeline.db.roles),
+        # and ANALYZE would warn for each; autovacuum keeps the live tables' statistics.
+        format_table = conn.dialect.identifier_preparer.format_table
+        owned = conn.scalars(
+            text(
+                "SELECT c.relname FROM pg_class c WHERE c.oid = ANY(CAST(:names AS regclass[])) "
+                "AND pg_has_role(current_user, c.relowner, 'USAGE')"
+            ),
+            {"names": [format_table(t) for t in tables]},
+        ).all()
+        mine = [format_table(t) for t in tables if t.name in set(owned)]
+        if mine:
+            conn.execute(text(f"ANALYZE {', '.join(mine)}"))
 
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)

@@ -5,6 +5,7 @@ carrier alone and every batch's look-up cost in proportion to the log."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -16,6 +17,7 @@ from pipeline.projector.derive import FoldRules
 from pipeline.projector.runner import catch_up
 from pipeline.projector.statistics import StatisticsSchedule
 from pipeline.projector.store import LIVE, load_correlations
+from tests.pg_roles import as_role, run_grant, throwaway_role
 from tests.projector.traffic import traffic
 
 
@@ -77,3 +79,27 @@ def test_with_statistics_postgresql_looks_correlations_up_by_both_key_columns(
     expected = int(re.search(r"rows=(\d+)", plan.splitlines()[0]).group(1))  # type: ignore[union-attr]
     assert 500 <= expected <= 2_000, plan[:300]
     assert len(found) == 1_000
+
+
+def test_the_runtime_role_refreshes_only_tables_it_owns_and_gets_no_warning(
+    pg_db: Database, pg_admin_url: str, tmp_path: Path
+) -> None:
+    """The runtime role owns no table (``pipeline.db.roles``): ANALYZE would warn for each
+    of them, so it is not asked; autovacuum keeps the live tables' statistics."""
+    with throwaway_role(pg_db, pg_admin_url, "smsrecon_rt") as role:
+        url = pg_db.engine.url.render_as_string(hide_password=False)
+        assert run_grant(url, tmp_path, role).exit_code == 0
+        runtime = as_role(pg_db, role)
+        notices: list[str] = []
+        try:
+            with runtime.write() as conn:
+                raw = conn.connection.driver_connection
+                raw.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+                runtime.backend.refresh_planner_statistics(conn, LIVE.all())
+        finally:
+            runtime.dispose()
+    assert notices == []
+    assert not analysed(pg_db, "message_state")
+    with pg_db.write() as conn:  # the owner refreshes them all
+        pg_db.backend.refresh_planner_statistics(conn, LIVE.all())
+    assert analysed(pg_db, "message_state")
