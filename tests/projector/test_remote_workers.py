@@ -299,3 +299,53 @@ def test_the_rules_digest_follows_the_configuration(config: Path, tmp_path: Path
     assert boards.rules_digest(changed) != boards.rules_digest(same[0])
     stale = fold_rules(load_settings(config, {"projector.stale_after": 60}, environ={}))
     assert boards.rules_digest(stale) != boards.rules_digest(same[0])
+
+
+# -- the same rows as one fold, for random logs -------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_fold_with_remote_shards_equals_one_fold(db: Database, db_url: str, backend: str,
+                                                   seed: int) -> None:  # fmt: skip
+    """Random logs (held and unclaimed reports, failing events, invoices, FX, prices): the
+    coordinator folds shard 0 and workers on threads of their own, each with its own
+    engine, fold the others through the board; the tables are one fold's, row for row.
+    Seeds 2 and 3 have events that fail to fold, so their folds take a second round."""
+    import random
+    import threading
+
+    from pipeline.projector.remote import serve_shard
+    from pipeline.projector.replay import _drop_shadow
+    from tests.projector.shard_logs import price_tables, random_log
+    from tests.projector.test_parallel import RULES, fold_both
+
+    if backend == "sqlite":
+        return
+    rng = random.Random(seed)
+    for chunk in range(3):
+        append(db, random_log(rng, f"r{seed}-{chunk}", start=chunk * 40.0))
+    append(db, price_tables(db, rng))
+    workers = rng.randint(2, 4)
+    failures: list[BaseException] = []
+
+    def remote(index: int) -> None:
+        own = Database.from_url(db_url)
+        try:
+            serve_shard(own, RULES, index, workers, timeout=PATIENCE)
+        except BaseException as exc:  # reported to the test below
+            failures.append(exc)
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=remote, args=(k,)) for k in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        expected, got, many = fold_both(db, workers, rng.choice([3, 20, 500]),
+                                        remote=Remote(1, PATIENCE))  # fmt: skip
+    finally:
+        for thread in threads:
+            thread.join(PATIENCE)
+    assert failures == []
+    assert got == expected
+    _drop_shadow(db, many)
