@@ -349,3 +349,60 @@ def test_a_fold_with_remote_shards_equals_one_fold(db: Database, db_url: str, ba
     assert failures == []
     assert got == expected
     _drop_shadow(db, many)
+
+
+def test_a_worker_left_behind_by_its_run_stops_at_its_next_batch(
+    db: Database, backend: str
+) -> None:
+    """The guard every remote batch runs in its transaction: the claim must stand in the
+    live run, not in a run given up (board dropped) nor in a later one (board made anew)."""
+    if backend == "sqlite":
+        return
+    board = Board.open(db, FoldRules(), 2, Remote(1))
+    try:
+        board.publish(1, RoundSpec(0, 100, 600.0, {}))
+        slot = boards.Slot(db, board.token, 1, 1, "w:1")
+        assert not slot.alive()  # not claimed yet
+        assert boards.claim(db, board.token, 1, 1, "w:1").won
+        assert slot.alive()
+        with db.read() as conn:
+            slot.guard(conn)
+        later = Board.open(db, FoldRules(), 2, Remote(1))  # a new run: the old claim is gone
+        later.publish(1, RoundSpec(0, 100, 600.0, {}))
+        assert not slot.alive()
+        later.close()
+        with pytest.raises(boards.RunEnded), db.read() as conn:
+            slot.guard(conn)
+    finally:
+        board.close()
+
+
+def test_the_coordinator_hears_a_worker_by_its_heartbeat_not_by_the_clocks(
+    db: Database, backend: str
+) -> None:
+    if backend == "sqlite":
+        return
+    now = [0.0]
+    board = Board.open(db, FoldRules(), 3, Remote(1, timeout=10))
+    try:
+        board.publish(1, RoundSpec(0, 100, 600.0, {}))
+        waiting = boards.Waiting(db, board.token, 1, 3, [1, 2], 10, clock=lambda: now[0])
+        assert boards.claim(db, board.token, 1, 1, "w:1").won
+        assert boards.claim(db, board.token, 1, 2, "w:2").won
+        slots = [boards.Slot(db, board.token, 1, k, f"w:{k}") for k in (1, 2)]
+        assert waiting.poll() == (0, None)
+        now[0] = 9.0
+        slots[0].beat()
+        slots[1].progress = 5
+        slots[1].beat()
+        assert waiting.poll() == (5, None)
+        slots[0].finish(ShardResult(1, {}, set(), set(), 0, None))
+        now[0] = 18.0  # shard 2 silent for 9s: still within the timeout
+        assert waiting.poll() == (5, None)
+        now[0] = 19.5
+        with pytest.raises(boards.RemoteShardTimeout, match="shard 2/3: its worker w:2 was not"):
+            waiting.poll()
+        slots[1].finish(ShardResult(2, {}, set(), set(), 0, None))
+        assert waiting.poll()[1] == [ShardResult(i, {}, set(), set(), 0, None) for i in (1, 2)]
+    finally:
+        board.close()
