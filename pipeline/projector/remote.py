@@ -61,7 +61,7 @@ class ShardTaken(Exception):
 
 
 class NoRound(Exception):
-    """No coordinator published a round within the timeout."""
+    """No live coordinator offered a round within the timeout."""
 
 
 class ShardFoldFailed(Exception):
@@ -98,11 +98,19 @@ def serve_shard(
     done = 0
     seen: object = None
     since = clock()
+    #: The first heartbeat seen of a run not joined yet: it is joined once the beat moves,
+    #: so a board that a crashed coordinator left behind is never taken for a live run.
+    first: tuple[str, int] | None = None
     while True:
         current = latest_round(db)
         if token is not None and (current is None or current.token != token):
             return ENDED  # after this worker's result: the coordinator has it
-        if current is not None and current.round > done:
+        live = token is not None
+        if current is not None and token is None:
+            if first is None or first[0] != current.token:
+                first = (current.token, current.beats)
+            live = current.beats != first[1]
+        if current is not None and current.round > done and live:
             _refuse(current, index, count, digest)
             got = claim(db, current.token, current.round, index, name)
             if not got.won:
@@ -125,7 +133,7 @@ def serve_shard(
             seen, since = signature, clock()
         elif clock() - since > timeout:
             if token is None:
-                raise NoRound(f"{where}: no coordinator published a round within "
+                raise NoRound(f"{where}: no live coordinator offered a round within "
                               f"{timeout:g}s (`smsrecon replay --verify --workers {count} "
                               "--local-workers M`, or `report verify` likewise)")  # fmt: skip
             raise RunEnded(f"{where}: the coordinator was not heard from for {timeout:g}s "

@@ -257,7 +257,7 @@ def test_a_worker_without_a_coordinator_stops_after_its_timeout(
         return
     result = run(config, db_url, "replay-worker", "--shard", "1/2", "--timeout", "1")
     assert result.exit_code == 4, result.output
-    assert "no coordinator published a round within 1s" in result.output
+    assert "no live coordinator offered a round within 1s" in result.output
 
 
 def test_local_workers_cannot_exceed_workers(db_url: str, config: Path) -> None:
@@ -404,5 +404,23 @@ def test_the_coordinator_hears_a_worker_by_its_heartbeat_not_by_the_clocks(
             waiting.poll()
         slots[1].finish(ShardResult(2, {}, set(), set(), 0, None))
         assert waiting.poll()[1] == [ShardResult(i, {}, set(), set(), 0, None) for i in (1, 2)]
+    finally:
+        board.close()
+
+
+def test_a_board_left_by_a_crashed_coordinator_is_not_joined(
+    db: Database, db_url: str, backend: str, config: Path
+) -> None:
+    if backend == "sqlite":
+        return
+    rules = fold_rules(load_settings(config, environ={}))
+    board = Board.open(db, rules, 2, Remote(1))
+    try:
+        board.publish(1, RoundSpec(0, 100, 600.0, {}))
+        board._heartbeat.stop()  # the coordinator is gone: its heartbeat never moves again
+        result = run(config, db_url, "replay-worker", "--shard", "1/2", "--timeout", "3")
+        assert result.exit_code == 4, result.output
+        assert "no live coordinator offered a round" in result.output
+        assert boards.claim(db, board.token, 1, 1, "w:1").won  # the worker left it free
     finally:
         board.close()
