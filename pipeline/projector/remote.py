@@ -14,6 +14,7 @@ one fold's. What to fold (position, batch size, grace, skipped events) is the ro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -181,6 +182,10 @@ def _fold(
                             batch_size=spec.batch_size, upto=spec.upto, on_batch=advance,
                             guard=slot.guard)  # fmt: skip
     except RunEnded:
+        raise
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):  # the coordinator fails now, not at its timeout
+            slot.fail("the worker was interrupted")
         raise
     except Exception as exc:
         if not slot.alive():
