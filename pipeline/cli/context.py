@@ -3,7 +3,8 @@
 Commands exit 0 on success, 1 when the work itself found a failure (a verify difference,
 a failed run), 2 for a usage, configuration or schema problem, 3 when input was quarantined,
 4 when a check did not run because another process held what it needs (``replay`` while
-another projector is active): a scheduled check must never pass by doing nothing.
+another projector is active) or never came (a shard of another machine that no worker
+claimed in time): a scheduled check must never pass by doing nothing.
 """
 
 from __future__ import annotations

@@ -74,6 +74,12 @@ def _replay() -> click.Command:
     return replay
 
 
+def _replay_worker() -> click.Command:
+    from pipeline.cli.replay_worker_command import replay_worker
+
+    return replay_worker
+
+
 def _ingest() -> click.Command:
     from pipeline.cli.ingest_commands import ingest
 
@@ -152,6 +158,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "fx": _fx,
     "project": _project,
     "replay": _replay,
+    "replay-worker": _replay_worker,
     "ingest": _ingest,
     "mismatches": _mismatches,
     "prices": _prices,

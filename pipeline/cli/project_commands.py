@@ -15,6 +15,7 @@ from pipeline.cli.context import (
     friendly_errors,
     progress,
 )
+from pipeline.cli.remote_options import remote_failures, remote_options, remote_split
 from pipeline.db.engine import Database
 from pipeline.domain.tariffs import TariffError
 from pipeline.projector.lock import projector_lock
@@ -79,8 +80,16 @@ def project(batch_size: int | None, max_events: int | None, wait: bool) -> None:
     default=1,
     help="Fold in this many processes, each its share of the messages (docs/projector.md).",
 )
+@remote_options
 @friendly_errors
-def replay(mode: str | None, batch_size: int | None, wait: bool, workers: int) -> None:
+def replay(
+    mode: str | None,
+    batch_size: int | None,
+    wait: bool,
+    workers: int,
+    local_workers: int | None,
+    worker_timeout: float,
+) -> None:
     """Fold the whole log from scratch: --verify compares, --rebuild replaces the read model.
 
     While another projector is active it does nothing and exits 4 (not 0: a scheduled
@@ -104,9 +113,10 @@ def replay(mode: str | None, batch_size: int | None, wait: bool, workers: int) -
     # the log holds, whatever config.yaml says today.
     record_or_fail(database, settings)
     refuse_missing_months(database)  # archived months detached from the log
+    remote = remote_split(database, workers, local_workers, worker_timeout)
     size = batch_size or settings.projector.batch_size
     grace = settings.projector.correlation_grace
-    with _replay_lock(database, wait=wait) as acquired:
+    with remote_failures(), _replay_lock(database, wait=wait) as acquired:
         if not acquired:
             done = "verified" if mode == "verify" else "rebuilt"
             click.echo(f"{BUSY}; nothing {done} (--wait waits for it)")
@@ -116,7 +126,7 @@ def replay(mode: str | None, batch_size: int | None, wait: bool, workers: int) -
             if mode == "rebuild":
                 position = replaying.rebuild(
                     database, rules, grace_seconds=grace, batch_size=size,
-                    on_batch=bar.advance, workers=workers,
+                    on_batch=bar.advance, workers=workers, remote=remote,
                 )  # fmt: skip
                 click.echo(f"rebuilt message_state and mismatches from {position} events")
                 _rebuild_dashboard_rollup(database)
@@ -129,6 +139,7 @@ def replay(mode: str | None, batch_size: int | None, wait: bool, workers: int) -
                 on_batch=bar.advance,
                 report=lambda d: click.echo(d.line()),
                 workers=workers,
+                remote=remote,
             )
     if differences:
         click.echo(

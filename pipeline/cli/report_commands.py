@@ -13,6 +13,7 @@ from typing import IO, Any
 import click
 
 from pipeline.cli.context import EXIT_FAILURE, EXIT_USAGE, app_context, fail, friendly_errors
+from pipeline.cli.remote_options import remote_options
 from pipeline.reports.catalog import REPORTS
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -106,11 +107,19 @@ for _name in REPORTS:
     default=1,
     help="Fold in this many processes, each its share of the messages (docs/projector.md).",
 )
+@remote_options
 @friendly_errors
-def verify_command(run_id: int, batch_size: int | None, workers: int) -> None:
+def verify_command(
+    run_id: int,
+    batch_size: int | None,
+    workers: int,
+    local_workers: int | None,
+    worker_timeout: float,
+) -> None:
     """Rebuild run RUN_ID from the log up to its pinned position and compare hashes."""
     from pipeline.cli.context import progress
     from pipeline.cli.event_archive import refuse_missing_months
+    from pipeline.cli.remote_options import remote_failures, remote_split
     from pipeline.projector.runner import fold_rules
     from pipeline.reports.runs import RunNotFound, verify_run
 
@@ -118,8 +127,9 @@ def verify_command(run_id: int, batch_size: int | None, workers: int) -> None:
     settings = app.settings
     database = app.database()
     refuse_missing_months(database)  # archived months detached from the log
+    remote = remote_split(database, workers, local_workers, worker_timeout)
     try:
-        with progress(None, f"rebuilding run {run_id}", enabled=False) as bar:
+        with remote_failures(), progress(None, f"rebuilding run {run_id}", enabled=False) as bar:
             verdict = verify_run(
                 database,
                 fold_rules(settings),
@@ -128,6 +138,7 @@ def verify_command(run_id: int, batch_size: int | None, workers: int) -> None:
                 batch_size=batch_size or settings.projector.batch_size,
                 on_batch=bar.advance,
                 workers=workers,
+                remote=remote,
             )
     except RunNotFound as exc:
         fail(str(exc), EXIT_USAGE)

@@ -71,6 +71,10 @@ class Backend(ABC):
 
     #: SQLAlchemy's name for the engine.
     name: ClassVar[str]
+    #: Whether processes on other machines can work on this database at once (a server
+    #: they all reach), as the workers of a parallel fold on several machines do. A SQLite
+    #: file belongs to one machine and has one writer.
+    networked: ClassVar[bool]
 
     # -- parameters and binding -------------------------------------------------------
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 class PostgreSQLBackend(Backend):
     name: ClassVar[str] = "postgresql"
+    networked: ClassVar[bool] = True
     instance: ClassVar[PostgreSQLBackend]
 
     def driver_sql(self, sql: str) -> str:

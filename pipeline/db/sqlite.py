@@ -73,6 +73,7 @@ def lock_file_for(db: Database) -> Path:
 
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
+    networked: ClassVar[bool] = False
     instance: ClassVar[SQLiteBackend]
 
     def driver_sql(self, sql: str) -> str:

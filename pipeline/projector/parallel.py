@@ -7,7 +7,9 @@
    id, so a report naming only the carrier's id is routed to the worker of the message
    that will claim it (``pipeline.projector.shard``).
 2. **Workers** (parallel): each reads the whole log and folds only its messages into its
-   own tables (``*__shard<k>``), in its own transactions and processes.
+   own tables (``*__shard<k>``), in its own transactions and processes; with ``remote``,
+   some of them on other machines (``smsrecon replay-worker``), met through the board of
+   ``pipeline.projector.board``.
 3. **Agreement**: an event that fails to fold (``unreadable_event``) must not move the
    event clock, nor claim a carrier id, in any worker; only its owner can find out. When a
    worker found such an event that the others folded, the round is run again with it
@@ -32,11 +34,12 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.db.engine import Database
+from pipeline.projector.board import AGAIN, AGREED, SERIAL, Board, Remote, RoundSpec, Waiting
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.finance import EmptyBook
 from pipeline.projector.merge import merge
@@ -110,38 +113,59 @@ def fold_into_shadow(
     on_batch: Callable[[int], None] | None = None,
     inline: bool = False,
     timings: dict[str, float] | None = None,
+    remote: Remote | None = None,
 ) -> ProjectionTables:
     """The shadow tables ``replay.fold_into_shadow`` makes, folded by ``workers`` processes
     (``inline``: one after another in this process, the same code without the processes).
     ``on_batch`` hears events folded, summed over workers and divided by their number;
-    ``timings`` gets the seconds of each step (claims, workers, merge), for the bench."""
+    ``timings`` gets the seconds of each step (claims, workers, merge), for the bench.
+
+    ``remote``: this process folds shards ``0..remote.local-1`` only and waits for workers
+    on other machines (``pipeline.projector.remote``) to fold the others, each round
+    published on the board (``pipeline.projector.board``); raises ``RemoteShardError``
+    when one fails or is not heard from in time."""
     clock = _Stopwatch(timings)
     stages = [stage_tables(k) for k in range(workers)]
     forced: dict[int, tuple[str, bool]] = {}
     unread: set[int] = set()
+    local = workers if remote is None else remote.local
+    board = None if remote is None else Board.open(db, rules, workers, remote)
     try:
         for round_ in range(1, MAX_ROUNDS + 1):
             excluded = set(forced) | unread
             with clock("claims"):
                 fill_claims(db, upto, excluded)
-            shards = [Shard(k, workers, forced=dict(forced)) for k in range(workers)]
+            shards = [Shard(k, workers, forced=dict(forced)) for k in range(local)]
             args = dict(grace_seconds=grace_seconds, batch_size=batch_size, upto=upto)
+            waiting = None
+            if board is not None:
+                spec = RoundSpec(upto, batch_size, grace_seconds, dict(forced))
+                waiting = board.publish(round_, spec)
             with clock("workers"):
                 if inline:
                     results = [_fold_inline(db, rules, s, on_batch, workers, args) for s in shards]
+                    if waiting is not None:
+                        results += _wait_for(waiting)
                 else:
-                    results = _fold_in_processes(db, rules, shards, on_batch, args)
+                    results = _fold_in_processes(db, rules, shards, on_batch, args,
+                                                 count=workers, waiting=waiting)  # fmt: skip
             claimed_unread = _claims_any(db, {p for r in results for p in r.unread} - excluded)
             verdict = agree(results, forced, claimed_unread)
             if verdict.agreed:
+                if board is not None:
+                    board.end_round(round_, AGREED)
                 shadow = shadow_tables()
                 with clock("merge"):
                     merge(db, stages, shadow)
                 return shadow
+            if board is not None:
+                board.end_round(round_, AGAIN if round_ < MAX_ROUNDS else SERIAL)
             log.info("parallel fold, round %d: the workers found events that fail to fold; "
                      "folding again with them skipped everywhere", round_)  # fmt: skip
             forced, unread = verdict.forced, unread | verdict.unread
     finally:
+        if board is not None:
+            board.close()
         for stage in stages:
             drop_tables(db, stage)
         drop_claims(db)
@@ -240,28 +264,54 @@ def _fold_in_processes(
     shards: list[Shard],
     on_batch: Callable[[int], None] | None,
     args: dict[str, Any],
+    *,
+    count: int,
+    waiting: Waiting | None = None,
 ) -> list[ShardResult]:
     """Each shard in a process of its own (spawned: nothing of this process's connections
-    is inherited); progress is read from shared counters while they run."""
+    is inherited); progress is read from shared counters while they run. ``waiting``: the
+    shards of the round that workers on other machines fold, watched at the same pace,
+    their progress on the same bar (``count``: every shard of the round)."""
     context = multiprocessing.get_context("spawn")
     counters = [context.Value("q", 0) for _ in shards]
     url = db.engine.url.render_as_string(hide_password=False)
     fresh = portable(rules)
     reported = 0
-    with ProcessPoolExecutor(len(shards), mp_context=context, initializer=_init_worker,
-                             initargs=(counters,)) as pool:  # fmt: skip
-        futures = [pool.submit(_run_worker, url, fresh, s, args) for s in shards]
+    remote: list[ShardResult] | None = None if waiting is not None else []
+    with ExitStack() as stack:
+        futures = []
+        if shards:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                len(shards), mp_context=context, initializer=_init_worker, initargs=(counters,)
+            ))  # fmt: skip
+            futures = [pool.submit(_run_worker, url, fresh, s, args) for s in shards]
         pending = set(futures)
-        while pending:
-            _done, pending = wait(pending, timeout=POLL, return_when=FIRST_EXCEPTION)
-            if on_batch is not None:
-                total = sum(c.value for c in counters) // len(shards)
-                if total > reported:
-                    on_batch(total - reported)
-                    reported = total
+        while pending or remote is None:
+            if pending:
+                _done, pending = wait(pending, timeout=POLL, return_when=FIRST_EXCEPTION)
+            else:
+                _done = set()
+                time.sleep(POLL)
             for future in _done:
                 if future.exception() is not None:
                     for other in pending:
                         other.cancel()
                     raise future.exception()  # type: ignore[misc]
-        return [f.result() for f in futures]
+            remote_events = 0
+            if waiting is not None:
+                remote_events, remote = waiting.poll()
+            if on_batch is not None:
+                total = (sum(c.value for c in counters) + remote_events) // count
+                if total > reported:
+                    on_batch(total - reported)
+                    reported = total
+        return [f.result() for f in futures] + remote
+
+
+def _wait_for(waiting: Waiting) -> list[ShardResult]:
+    """The remote shards' results, once all are in (for the inline fold of the tests)."""
+    while True:
+        _events, done = waiting.poll()
+        if done is not None:
+            return done
+        time.sleep(POLL)

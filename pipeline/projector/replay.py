@@ -25,6 +25,7 @@ from pipeline.db.engine import Database
 from pipeline.eventlog.model import utc_now
 from pipeline.mismatches import replace_rebuilt
 from pipeline.mismatches.kinds import PROJECTOR_ORIGINS
+from pipeline.projector.board import Remote
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.runner import catch_up, head_position
 from pipeline.projector.store import (
@@ -73,15 +74,17 @@ def fold_into_shadow(
     upto: int,
     on_batch: Callable[[int], None] | None = None,
     workers: int = 1,
+    remote: Remote | None = None,
 ) -> ProjectionTables:
     """Fold the log up to ``upto`` from scratch into the shadow tables; with ``workers``
-    above 1, in that many processes (``pipeline.projector.parallel``), to the same rows."""
-    if workers > 1:
+    above 1, in that many processes (``pipeline.projector.parallel``), to the same rows;
+    with ``remote``, some of them on other machines (``pipeline.projector.board``)."""
+    if workers > 1 or remote is not None:
         from pipeline.projector import parallel
 
         return parallel.fold_into_shadow(
             db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto,
-            workers=workers, on_batch=on_batch,
+            workers=workers, on_batch=on_batch, remote=remote,
         )  # fmt: skip
     shadow = shadow_tables()
     _drop_shadow(db, shadow)
@@ -222,12 +225,13 @@ def verify(
     on_batch: Callable[[int], None] | None = None,
     report: Callable[[Difference], None] | None = None,
     workers: int = 1,
+    remote: Remote | None = None,
 ) -> tuple[int, int]:
     """(events folded, differences); calls ``report`` for each difference."""
     upto = live_checkpoint(db)
     shadow = fold_into_shadow(
         db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto,
-        on_batch=on_batch, workers=workers,
+        on_batch=on_batch, workers=workers, remote=remote,
     )  # fmt: skip
     count = 0
     try:
@@ -257,12 +261,13 @@ def rebuild(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
     workers: int = 1,
+    remote: Remote | None = None,
 ) -> int:
     """Fold the log to its head into shadow tables and swap them in; returns the position."""
     upto = head_position(db)
     shadow = fold_into_shadow(
         db, rules, grace_seconds=grace_seconds, batch_size=batch_size, upto=upto,
-        on_batch=on_batch, workers=workers,
+        on_batch=on_batch, workers=workers, remote=remote,
     )  # fmt: skip
     try:
         with db.write() as conn:

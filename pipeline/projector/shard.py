@@ -262,19 +262,26 @@ def fold_shard(
     batch_size: int,
     upto: int,
     on_batch: Callable[[int], None] | None = None,
+    guard: Callable[[Connection], None] | None = None,
 ) -> ShardResult:
-    """Fold the whole log up to ``upto`` into the worker's own tables (created afresh)."""
+    """Fold the whole log up to ``upto`` into the worker's own tables (created afresh).
+
+    ``guard`` runs at the end of every batch's transaction and raises to roll it back: a
+    worker on another machine checks there that its run is still the coordinator's, so a
+    worker left over from an abandoned run never writes into a later run's tables."""
     from pipeline.projector.project import project_batch
     from pipeline.projector.statistics import StatisticsSchedule
 
     tables = stage_tables(shard.index)
-    create_tables(db, tables)
+    create_tables(db, tables, guard)
     statistics = StatisticsSchedule(db, tables)
     applied = 0
     while True:
         with db.write() as conn:
             result = project_batch(conn, tables, rules, grace_seconds=grace_seconds,
                                    limit=batch_size, upto=upto, shard=shard)  # fmt: skip
+            if guard is not None:
+                guard(conn)
         if result.events == 0:
             break
         applied += result.events
@@ -294,9 +301,16 @@ def fold_shard(
                        position, clock)  # fmt: skip
 
 
-def create_tables(db: Database, tables: ProjectionTables) -> None:
-    drop_tables(db, tables)
+def create_tables(
+    db: Database, tables: ProjectionTables, guard: Callable[[Connection], None] | None = None
+) -> None:
+    """The worker's tables, made afresh in one transaction (after ``guard``, which holds
+    the run in place until the tables are made)."""
     with db.write() as conn:
+        if guard is not None:
+            guard(conn)
+        for table in tables.all():
+            table.drop(conn, checkfirst=True)
         for table in tables.all():
             table.create(conn)
 

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, insert, select, update
 from pipeline.db.engine import Database
 from pipeline.eventlog.append import append_in
 from pipeline.eventlog.model import RECEIVED, TIME_SOURCE, NewEvent, utc_now
+from pipeline.projector.board import Remote
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.lock import projector_lock
 from pipeline.projector.replay import fold_into_shadow
@@ -195,6 +196,7 @@ def verify_run(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
     workers: int = 1,
+    remote: Remote | None = None,
 ) -> Verdict:
     """Rebuild the run from the log up to its pinned position and compare.
 
@@ -212,6 +214,7 @@ def verify_run(
             upto=run.as_of_position,
             on_batch=on_batch,
             workers=workers,
+            remote=remote,
         )
         try:
             with db.snapshot() as conn:

@@ -38,13 +38,16 @@ def snapshot(db: Database, tables: ProjectionTables) -> dict[str, list[tuple[Any
     return out
 
 
-def fold_both(db: Database, workers: int, batch_size: int) -> tuple[dict, dict, ProjectionTables]:
+def fold_both(
+    db: Database, workers: int, batch_size: int, remote: Any = None
+) -> tuple[dict, dict, ProjectionTables]:
     upto = parallel_head(db)
     one = fold_into_shadow(db, RULES, grace_seconds=GRACE, batch_size=batch_size, upto=upto)
     expected = snapshot(db, one)
     _drop_shadow(db, one)
     many = parallel.fold_into_shadow(db, RULES, grace_seconds=GRACE, batch_size=batch_size,
-                                     upto=upto, workers=workers, inline=True)  # fmt: skip
+                                     upto=upto, workers=workers, inline=True,
+                                     remote=remote)  # fmt: skip
     return expected, snapshot(db, many), many
 
 
