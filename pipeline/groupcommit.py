@@ -166,8 +166,10 @@ class GroupCommit(Generic[S, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue(_Pending(item, self._size(item), future))
         # Failure policy: if the submitter goes away while waiting, the item is still
-        # committed (the flusher owns it now).
-        return await asyncio.shield(future)
+        # committed: the flusher owns the item, not the future. A cancelled submitter
+        # cancels only its own future, which ``_give`` and ``_fail`` then skip; so no
+        # ``asyncio.shield`` (another future and callback hop for every submission).
+        return await future
 
     async def flush(self) -> None:
         """Return once everything submitted so far is committed (or raise the error that

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -108,6 +109,43 @@ def test_any_string_is_stored_as_text_a_database_keeps_and_read_back(value: str)
     assert "\x00" not in encoded
     encoded.encode("utf-8")  # no lone surrogate
     assert keepsafe.loaded_text(json.loads(encoded)) == value
+
+
+#: Texts rich in what the check looks for: NULs, lone surrogates of either half (so two may
+#: stand side by side once joined), ASCII and other text.
+_FIELD_TEXT = st.text(
+    st.sampled_from(["a", "=", "\x00", "\ud800", "\udbff", "\udc00", "\udfff", "é", "✓"])
+    | st.characters(),
+    max_size=6,
+)
+
+
+def _storable_by_the_plain_rule(pairs: list[tuple[str, str]]) -> bool:
+    unstorable = re.compile("[\x00\ud800-\udfff]")
+    return not any(unstorable.search(name) or unstorable.search(value) for name, value in pairs)
+
+
+@given(st.lists(st.tuples(_FIELD_TEXT, _FIELD_TEXT), max_size=5))
+def test_storable_pairs_agree_with_one_search_per_name_and_value(
+    pairs: list[tuple[str, str]],
+) -> None:
+    expected = _storable_by_the_plain_rule(pairs)
+    assert bounded.storable(pairs) is expected
+    assert bounded.storable(iter(pairs)) is expected
+    if expected:
+        bounded.check_pairs(pairs, "query")
+    else:
+        with pytest.raises(ParseError, match="NUL or a lone surrogate"):
+            bounded.check_pairs(pairs, "query")
+
+
+def test_surrogates_side_by_side_in_the_joined_text_are_still_found() -> None:
+    # A high and a low half in separate texts: joined they sit side by side, and are still
+    # two lone surrogates (Python strings never pair them).
+    assert not bounded.storable([("a\ud83d", "\ude00b")])
+    assert not bounded.storable([("a", "\x00")])
+    assert bounded.storable([("name", "value"), ("é", "✓")])
+    assert bounded.storable([])
 
 
 def test_lone_surrogates_are_stored_and_read_back() -> None:

@@ -107,3 +107,28 @@ async def test_a_request_is_answered_only_after_its_commit(db: Database) -> None
         assert response.status == 200
         assert await response.text() == "OK"
     assert event_count(db) == 1
+
+
+async def test_a_submitter_cancelled_while_waiting_still_has_its_events_committed(
+    db: Database,
+) -> None:
+    writer = GroupCommitWriter(db)
+    await writer.start()
+    try:
+        async with append_lock_held(db):
+            first = asyncio.create_task(writer.submit([_event(0)]))
+            await until(lambda: writer.committing_events == 1)
+            gone = asyncio.create_task(writer.submit([_event(1)]))
+            kept = asyncio.create_task(writer.submit([_event(2)]))
+            await until(lambda: writer.queued_events == 2)
+            # The client went away: its handler is cancelled while the events wait.
+            gone.cancel()
+            await asyncio.gather(gone, return_exceptions=True)
+            assert gone.cancelled()
+        results = await asyncio.wait_for(asyncio.gather(first, kept), TIMEOUT)
+    finally:
+        await writer.stop()
+    # The cancelled submitter's events were the flusher's already: committed all the same,
+    # and the request that shared their commit got its own counts.
+    assert [(r.appended, r.duplicates) for r in results] == [(1, 0), (1, 0)]
+    assert event_count(db) == 3

