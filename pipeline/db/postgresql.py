@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
+    Column,
     Connection,
     Numeric,
     Select,
     Table,
+    UniqueConstraint,
     cast,
     func,
     select,
@@ -180,7 +182,15 @@ class PostgreSQLBackend(Backend):
             ),
             {"names": [format_table(t) for t in tables]},
         ).all()
-        mine = [format_table(t) for t in tables if t.name in set(owned)]
+        quote = conn.dialect.identifier_preparer.quote
+        # The columns an index searches by, not every column: the planner's choices here
+        # are between indexes, and the statistics of a large JSON column (the fold state)
+        # cost three quarters of analysing message_state (0.36 s against 0.09 s).
+        mine = [
+            f"{format_table(t)} ({', '.join(quote(c) for c in columns)})"
+            for t in tables
+            if t.name in set(owned) and (columns := _indexed_columns(t))
+        ]
         if mine:
             conn.execute(text(f"ANALYZE {', '.join(mine)}"))
 
@@ -350,3 +360,14 @@ def _advisory_lock(db: Database, wait: bool) -> Iterator[bool]:
 
 
 PostgreSQLBackend.instance = PostgreSQLBackend()
+
+
+def _indexed_columns(table: Table) -> list[str]:
+    """The columns of ``table``'s primary key, unique constraints and indexes, each once."""
+    names = [c.name for c in table.primary_key.columns]
+    for constraint in table.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            names += [c.name for c in constraint.columns]
+    for index in sorted(table.indexes, key=lambda i: i.name or ""):
+        names += [c.name for c in index.columns if isinstance(c, Column)]
+    return list(dict.fromkeys(names))
