@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.project import BATCH, RULES, fill, raw_scan
+from bench.project import BATCH, RULES, fill, fresh_postgres, raw_scan
 from pipeline.db import schema
 from pipeline.db.engine import Database
 from pipeline.projector import parallel, replay
@@ -173,28 +173,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run(f"sqlite:///{tmp}/bench_parallel.db", "SQLite", args.events, counts, args.repeat)
         return
-    from sqlalchemy import create_engine, text
-
-    server = None
-    admin = args.postgres_url
-    if admin is None:
-        from tests.pg_server import start_throwaway
-
-        server = start_throwaway()
-        admin = server.url
-    try:
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS bench_parallel"))
-            conn.execute(text("CREATE DATABASE bench_parallel"))
-        engine.dispose()
-        base = admin.rsplit("/", 1)[0]
+    with fresh_postgres(args.postgres_url, "bench_parallel") as base:
         run(f"{base}/bench_parallel", "PostgreSQL", args.events, counts, args.repeat)
         if args.cpu:
             cpu_seconds(f"{base}/bench_parallel", max(counts))
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

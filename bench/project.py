@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -209,6 +210,32 @@ def run(url: str, label: str, events: int) -> None:
     print(f"{label}: peak RSS so far {rss:.0f} MB (goal < 300)")
 
 
+@contextmanager
+def fresh_postgres(admin: str | None, *names: str) -> Iterator[str]:
+    """The base URL of a PostgreSQL server (``admin``'s, else a throwaway one started from
+    the installed binaries and stopped afterwards) holding the databases ``names``, made
+    afresh."""
+    from sqlalchemy import create_engine, text
+
+    server = None
+    if admin is None:
+        from tests.pg_server import start_throwaway
+
+        server = start_throwaway()
+        admin = server.url
+    try:
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+                conn.execute(text(f"CREATE DATABASE {name}"))
+        engine.dispose()
+        yield admin.rsplit("/", 1)[0]
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -219,27 +246,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run(f"sqlite:///{tmp}/bench_big.db", "SQLite", args.events)
     if args.backend in ("postgresql", "both"):
-        from sqlalchemy import create_engine, text
-
-        server = None
-        admin = args.postgres_url
-        if admin is None:
-            from tests.pg_server import start_throwaway
-
-            server = start_throwaway()
-            admin = server.url
-        try:
-            engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                for name in ("bench_big", "bench_small"):
-                    conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-                    conn.execute(text(f"CREATE DATABASE {name}"))
-            engine.dispose()
-            base = admin.rsplit("/", 1)[0]
+        with fresh_postgres(args.postgres_url, "bench_big", "bench_small") as base:
             run(f"{base}/bench_big", "PostgreSQL", args.events)
-        finally:
-            if server is not None:
-                server.stop()
 
 
 if __name__ == "__main__":
