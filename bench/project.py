@@ -1,6 +1,7 @@
 """Projector catch-up throughput, incremental cost and peak memory.
 
     python bench/project.py [--events N] [--backend sqlite|postgresql|both] [--postgres-url URL]
+                            [--by-statement]
 
 For each backend, on a freshly migrated database:
 
@@ -33,10 +34,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -174,14 +176,43 @@ def incremental(db: Database, next_message: int) -> tuple[float, float]:
     return statistics.median(times), statistics.median(cpus)
 
 
-def run(url: str, label: str, events: int) -> None:
+@contextmanager
+def statement_times(db: Database, label: str, top: int = 8) -> Iterator[None]:
+    """Print the seconds spent in each statement sent through SQLAlchemy meanwhile (the
+    ``--by-statement`` figures): which query a slow catch-up waits on. The projector's
+    event reads and row upserts go through the driver's cursor and are not in it."""
+    from sqlalchemy import event
+
+    spent: dict[str, list[float]] = {}
+
+    def before(conn: Any, _cursor: Any, _sql: str, *_args: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    def after(conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        entry = spent.setdefault(" ".join(sql.split())[:90], [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - conn.info.pop("bench_started")
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "after_cursor_execute", after)
+    for sql, (count, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"{label}: {seconds:7.2f}s in {count:5d} x {sql}")
+
+
+def run(url: str, label: str, events: int, by_statement: bool = False) -> None:
     db = Database.from_url(url)
     schema.upgrade(db.engine)
     small = Database.from_url(url.replace("bench_big", "bench_small"))
     try:
         next_message = fill(db, 0, events, seed=1)
         scan, scan_cpu = raw_scan(db)
-        applied, elapsed, cpu = project_all(db)
+        with statement_times(db, label) if by_statement else nullcontext():
+            applied, elapsed, cpu = project_all(db)
         big_cost = incremental(db, next_message)
         schema.upgrade(small.engine)
         small_next = fill(small, 0, 10_000, seed=2)
@@ -241,13 +272,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--postgres-url", default=None)
+    parser.add_argument(
+        "--by-statement",
+        action="store_true",
+        help="also print where the catch-up's SQLAlchemy statements spent their time",
+    )
     args = parser.parse_args()
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
-            run(f"sqlite:///{tmp}/bench_big.db", "SQLite", args.events)
+            run(f"sqlite:///{tmp}/bench_big.db", "SQLite", args.events, args.by_statement)
     if args.backend in ("postgresql", "both"):
         with fresh_postgres(args.postgres_url, "bench_big", "bench_small") as base:
-            run(f"{base}/bench_big", "PostgreSQL", args.events)
+            run(f"{base}/bench_big", "PostgreSQL", args.events, args.by_statement)
 
 
 if __name__ == "__main__":
