@@ -25,8 +25,9 @@ from pipeline.times import parse_stored_time
 
 #: What a row that cannot be decoded raises from a typed query: a time the column type
 #: cannot parse (SQLite), one the driver cannot load (PostgreSQL ``infinity``, BC, year
-#: 10000+), or a payload that is not JSON.
-DECODE_ERRORS = (ValueError, TypeError, OverflowError, DataError)
+#: 10000+), a payload that is not JSON, or one nested deeper than the JSON decoder
+#: recurses (``RecursionError``; only raw SQL can store one: ingest bounds the depth).
+DECODE_ERRORS = (ValueError, TypeError, OverflowError, DataError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)

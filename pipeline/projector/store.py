@@ -421,7 +421,7 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
             {"after": after, "limit": limit},
         )
         rows = cursor.fetchall()
-    except backend.driver_errors(conn):  # a time the driver cannot load
+    except (*backend.driver_errors(conn), RecursionError):  # a time or a nesting it cannot load
         rows = None
     finally:
         cursor.close()
@@ -434,7 +434,7 @@ def read_events(conn: Connection, *, after: int, limit: int) -> list[StoredEvent
             ]
             if all(type(e.payload) is dict for e in out):
                 return out
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             pass
     return read_rows_leniently(conn, events.c.position > after, limit=limit)
 

@@ -311,3 +311,27 @@ def test_a_database_failure_is_never_blamed_on_an_event(
     with db.write() as conn:
         assert project_batch(conn, LIVE, RULES, grace_seconds=600, limit=100).events == 3
     assert _unreadable(db) == {} and _state(db, "m1").status == 1
+
+
+#: Deeper than Python's JSON decoder recurses (its limit is the interpreter's, 1,000).
+NESTED_BOMB = '{"status": 1, "a": ' + "[" * 5_000 + "]" * 5_000 + "}"
+
+
+def test_a_payload_nested_deeper_than_the_decoder_recurses_is_skipped_not_a_halt(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    append(db, [accepted("m1"), submitted("m1", "c1")])
+    bomb = _insert_raw(db, key="bad:nested", payload=NESTED_BOMB, carrier="mts", cmid="c1")
+    append(db, [report("c1", 1, 3)])
+
+    result = _run(tmp_path, db_url, "project")
+    assert result.exit_code == 0, result.output
+    found = _unreadable(db)
+    assert set(found) == {bomb}
+    assert "nest" in found[bomb]["error"] or "recursion" in found[bomb]["error"]
+    assert _state(db, "m1").status == 1  # the report after the bomb is folded
+    tail = _run(tmp_path, db_url, "events", "tail", "--limit", "5")
+    assert tail.exit_code == 0, tail.output
+    verify = _run(tmp_path, db_url, "replay", "--verify", "--workers", "2")
+    assert verify.exit_code == 0, verify.output
+    assert "replay matches" in verify.output
