@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from pipeline.config import Settings
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
 from pipeline.domain.price_tables import BILLING, carrier_scope, rules_json, table_sha256
 from pipeline.domain.tariffs import TariffRule, rules_from_settings
-from pipeline.eventlog import NewEvent, append_in
+from pipeline.eventlog import NewEvent, StoredEvent, append_in
 from pipeline.eventlog.model import utc_now
 from pipeline.eventlog.ordering import serialise_appends
-from pipeline.eventlog.read import row_to_event
+from pipeline.eventlog.read import read_rows_leniently
 
 RECORDED = "prices.recorded"
 REPRICED = "prices.repriced"
@@ -54,9 +54,11 @@ def latest_recorded(conn: Connection) -> dict[str, Recorded]:
     """The latest recorded table of each scope (a scan of the few ``prices.recorded``
     events, by the index on type and position)."""
     out: dict[str, Recorded] = {}
-    rows = conn.execute(select(events).where(events.c.type == RECORDED).order_by(events.c.position))
-    for row in rows:
-        payload = row_to_event(row).payload
+    # Each row decoded on its own: one no reader can decode records no table.
+    for row in read_rows_leniently(conn, events.c.type == RECORDED):
+        if type(row) is not StoredEvent:
+            continue
+        payload = row.payload
         scope, version, sha = payload.get("scope"), payload.get("version"), payload.get("sha256")
         if isinstance(scope, str) and type(version) is int and isinstance(sha, str):
             out[scope] = Recorded(scope, version, sha, row.position)

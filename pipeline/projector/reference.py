@@ -30,7 +30,7 @@ from pipeline.domain.price_tables import (
 )
 from pipeline.domain.tolerance import within
 from pipeline.eventlog import StoredEvent
-from pipeline.eventlog.read import row_to_event
+from pipeline.eventlog.read import read_rows_leniently
 from pipeline.projector.finance import ClosedInvoice, FinanceRules
 from pipeline.times import parse_iso_time_text
 
@@ -126,12 +126,14 @@ class LiveBook:
         events, read by the index on type and position)."""
         if self._first is None:
             self._first = {}
-            rows = self.conn.execute(
-                select(events).where(events.c.type == "prices.recorded").order_by(events.c.position)
-            )
+            # Each row decoded on its own: one that no reader can decode (a payload nested
+            # past the decoder's depth, say) is skipped here as the projector skips it.
+            rows = read_rows_leniently(self.conn, events.c.type == "prices.recorded")
             for row in rows:
+                if type(row) is not StoredEvent:
+                    continue
                 try:
-                    table = price_table_of(row_to_event(row))
+                    table = price_table_of(row)
                 except (ReferenceError, ValueError):
                     continue  # the projector skips it when it gets there
                 self._first.setdefault(table.scope, table)

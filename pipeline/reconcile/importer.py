@@ -16,14 +16,12 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
-
 from pipeline.config import CarrierSettings, Settings
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
 from pipeline.eventlog import NewEvent, StoredEvent, append
 from pipeline.eventlog.model import utc_now
-from pipeline.eventlog.read import row_to_event
+from pipeline.eventlog.read import read_rows_leniently
 from pipeline.ingest import quarantine
 from pipeline.ingest.adapters import bounded
 from pipeline.ingest.adapters.base import Limits, ParseError, RawRequest
@@ -134,15 +132,15 @@ def survey(
 
 def invoice_headers(db: Database, invoice_id: str) -> list[StoredEvent]:
     """The ``carrier.invoice`` events of one invoice, oldest version first."""
-    stmt = (
-        select(events)
-        .where(events.c.type == "carrier.invoice")
-        .where(events.c.dedup_key.like(f"invoice:{_like(invoice_id)}:v%", escape="\\"))
-        .order_by(events.c.position)
+    where = (events.c.type == "carrier.invoice") & events.c.dedup_key.like(
+        f"invoice:{_like(invoice_id)}:v%", escape="\\"
     )
     with db.read() as conn:
-        found = [row_to_event(row) for row in conn.execute(stmt)]
-    return [e for e in found if e.payload.get("invoice_id") == invoice_id]
+        # Each row decoded on its own: a header no reader can decode is no version.
+        found = read_rows_leniently(conn, where)
+    return [
+        e for e in found if type(e) is StoredEvent and e.payload.get("invoice_id") == invoice_id
+    ]
 
 
 def _like(text: str) -> str:

@@ -322,16 +322,29 @@ def test_a_payload_nested_deeper_than_the_decoder_recurses_is_skipped_not_a_halt
 ) -> None:
     append(db, [accepted("m1"), submitted("m1", "c1")])
     bomb = _insert_raw(db, key="bad:nested", payload=NESTED_BOMB, carrier="mts", cmid="c1")
+    # Reference events are also read by type, from the whole log (the price tables).
+    references = {
+        _insert_raw(db, key=f"bad:nested:{kind}", type=kind, payload=NESTED_BOMB)
+        for kind in ("prices.recorded", "fx.rate")
+    }
     append(db, [report("c1", 1, 3)])
 
     result = _run(tmp_path, db_url, "project")
     assert result.exit_code == 0, result.output
     found = _unreadable(db)
-    assert set(found) == {bomb}
-    assert "nest" in found[bomb]["error"] or "recursion" in found[bomb]["error"]
+    assert set(found) == {bomb, *references}
+    assert "recursion" in found[bomb]["error"]
     assert _state(db, "m1").status == 1  # the report after the bomb is folded
     tail = _run(tmp_path, db_url, "events", "tail", "--limit", "5")
     assert tail.exit_code == 0, tail.output
     verify = _run(tmp_path, db_url, "replay", "--verify", "--workers", "2")
     assert verify.exit_code == 0, verify.output
     assert "replay matches" in verify.output
+
+
+def test_an_invoice_header_no_reader_can_decode_is_no_version_of_it(db: Database) -> None:
+    from pipeline.reconcile.importer import invoice_headers
+
+    _insert_raw(db, key="invoice:INV-1:v1", type="carrier.invoice", payload=NESTED_BOMB)
+    _insert_raw(db, key="invoice:INV-1:v2", type="carrier.invoice", payload=[1])
+    assert invoice_headers(db, "INV-1") == []
