@@ -75,6 +75,16 @@ class Backend(ABC):
     #: they all reach), as the workers of a parallel fold on several machines do. A SQLite
     #: file belongs to one machine and has one writer.
     networked: ClassVar[bool]
+    #: Whether the server itself keeps every stored JSON document valid (a ``jsonb``
+    #: column), so that a reader may leave a payload it does not use undecoded without
+    #: missing one no reader can decode.
+    validates_json: ClassVar[bool]
+
+    def shard_sql(self, key: str, count: str) -> str | None:
+        """SQL for ``pipeline.projector.shard.shard_of`` of the SQL expression ``key`` and
+        ``count`` (the first 32 bits of its MD5, modulo), so the server can tell one
+        worker's events from another's; None where the engine has no such hash."""
+        return None
 
     # -- parameters and binding -------------------------------------------------------
 

@@ -52,10 +52,16 @@ if TYPE_CHECKING:
 class PostgreSQLBackend(Backend):
     name: ClassVar[str] = "postgresql"
     networked: ClassVar[bool] = True
+    validates_json: ClassVar[bool] = True
     instance: ClassVar[PostgreSQLBackend]
 
     def driver_sql(self, sql: str) -> str:
         return render_pyformat(sql)
+
+    def shard_sql(self, key: str, count: str) -> str:
+        # The key's UTF-8 bytes whatever the database's encoding, as Python hashes them.
+        digest = f"md5(convert_to({key}, 'UTF8'))"
+        return f"((('x' || substr({digest}, 1, 8))::bit(32)::bigint) % {count})"
 
     def bind_time(self, value: datetime) -> datetime:
         if value.tzinfo is None:

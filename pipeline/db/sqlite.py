@@ -74,6 +74,7 @@ def lock_file_for(db: Database) -> Path:
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
     networked: ClassVar[bool] = False
+    validates_json: ClassVar[bool] = False
     instance: ClassVar[SQLiteBackend]
 
     def driver_sql(self, sql: str) -> str:

@@ -221,7 +221,10 @@ def _project_batch(
         limit = min(limit, max(0, upto - position))
         if limit == 0:
             return BatchResult(position=position)
-    batch = store.read_events(conn, after=position, limit=limit)
+    if shard is None:
+        batch = store.read_events(conn, after=position, limit=limit)
+    else:
+        batch = shard.read(conn, after=position, limit=limit, upto=upto, clock=clock)
     if upto is not None:
         batch = [e for e in batch if e.position <= upto]
     if not batch:

@@ -1,11 +1,12 @@
 """One worker's share of a parallel fold: which events it folds, and how it folds them.
 
 A parallel fold (``pipeline.projector.parallel``) gives each of N workers the messages whose
-key hashes to its index (``shard_of``, a stable CRC-32: Python's ``hash`` differs per
-process). Every worker reads the whole log, so every worker's event clock, timers and
-reference data (FX rates, invoice headers, price tables) are the single fold's; it folds
-and writes only its own messages. ``project_batch(..., shard=Shard(...))`` calls the three
-hooks here:
+key hashes to its index (``shard_of``, a stable hash: Python's ``hash`` differs per
+process). Every worker reads the whole log (``read``: all of it that can matter to it, see
+``pipeline.projector.worker_read``), so every worker's event clock, timers and reference
+data (FX rates, invoice headers, price tables) are the single fold's; it folds and writes
+only its own messages. ``project_batch(..., shard=Shard(...))`` calls ``read`` and the
+three hooks here:
 
 * ``skips``, before the clock moves: an event found (by a previous round) to fail for its
   owner is skipped by the others without moving the clock, as the single fold skips it;
@@ -23,7 +24,8 @@ a message, held or not, is therefore folded by one worker.
 from __future__ import annotations
 
 import contextlib
-import zlib
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +46,7 @@ from sqlalchemy import (
     text,
 )
 
+from pipeline.db.backend import backend_of
 from pipeline.db.engine import Database
 from pipeline.db.tables import events
 from pipeline.eventlog import StoredEvent
@@ -51,8 +54,15 @@ from pipeline.eventlog.model import UnreadableEvent
 from pipeline.mismatches.kinds import KIND_UNREADABLE_EVENT
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.fold import MESSAGE_EVENTS
-from pipeline.projector.store import IN_CHUNK, ProjectionTables, read_checkpoint, shadow_tables
+from pipeline.projector.store import (
+    IN_CHUNK,
+    ProjectionTables,
+    read_checkpoint,
+    read_events,
+    shadow_tables,
+)
 from pipeline.projector.unreadable import record_unreadable
+from pipeline.projector.worker_read import read_rows, unused_payload
 
 #: (carrier, carrier_message_id) -> the message that claims it first, and where.
 claims = Table(
@@ -67,8 +77,15 @@ claims = Table(
 
 
 def shard_of(key: str, count: int) -> int:
-    """The worker (0..count-1) of a message or carrier-id key; the same in every process."""
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % count
+    """The worker (0..count-1) of a message or carrier-id key; the same in every process,
+    and on the server (``Backend.shard_sql``): the first 32 bits of the key's MD5 (a
+    spread, not a secret; Python's ``hash`` differs per process)."""
+    digest = hashlib.md5(key.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return int.from_bytes(digest.digest()[:4], "big") % count
+
+
+#: No batch reaches past this position (``read`` without an ``upto``).
+_END = 2**63 - 1
 
 
 def pair_key(carrier: str, carrier_message_id: str) -> str:
@@ -165,20 +182,102 @@ class Shard:
     untried: set[int] = field(default_factory=set)
     #: Positions the log reader could not decode (every worker records those alike).
     unread: set[int] = field(default_factory=set)
-    _claims: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    #: Carrier id -> (the message that claims it first, where): the position only where
+    #: an invoice line of the batch names it (``takes`` compares it); ``read`` gives no
+    #: other.
+    _claims: dict[tuple[str, str], tuple[str, int | None]] = field(default_factory=dict)
+    #: Whether ``read`` may leave out the other workers' events that cannot move the
+    #: clock (``pipeline.projector.worker_read``): only while every timer is set ahead.
+    sparse: bool = False
+    #: Events of the log the batches read so far held, left out or not (the progress).
+    events_read: int = 0
+    #: The carrier ids whose claim (or that none claims them) ``_claims`` knows.
+    _looked_up: set[tuple[str, str]] = field(default_factory=set)
     #: The batch's answers of ``owns`` by position (asked up to three times an event).
     _owned: dict[int, bool] = field(default_factory=dict)
 
+    def read(
+        self,
+        conn: Connection,
+        *,
+        after: int,
+        limit: int,
+        upto: int | None = None,
+        clock: datetime | None = None,
+    ) -> list[Any]:
+        """The batch after ``after`` (not past ``upto``) as this worker folds it
+        (``pipeline.projector.worker_read``): what ``store.read_events`` gives, with the
+        claims of its carrier ids, without what cannot matter here. ``clock``: the one
+        the checkpoint holds. A batch with a row this cannot decode is read again by
+        ``store.read_events``, whose lenient reading finds it. ``events_read`` counts
+        every event of the batch, left out or not."""
+        self._claims, self._looked_up, self._owned = {}, set(), {}
+        backend = backend_of(conn)
+        from pipeline.projector.project import CLOCK_NEUTRAL_TYPES
+
+        try:
+            rows: list[Any] | None = read_rows(
+                conn, backend, claims=claims.name, index=self.index, count=self.count,
+                after=after, limit=limit, upto=_END if upto is None else upto, clock=clock,
+                forced=sorted(self.forced), sparse=self.sparse, neutral=CLOCK_NEUTRAL_TYPES,
+            )  # fmt: skip
+        except (*backend.driver_errors(conn), RecursionError):
+            rows = None
+        if rows is not None:
+            try:
+                out = self._decode(rows, backend.load_time, backend.validates_json)
+                self.events_read += rows[0][-1] if rows and rows[0][-1] is not None else len(out)
+                return out
+            except (TypeError, ValueError, RecursionError):
+                pass
+        self._claims, self._looked_up, self._owned = {}, set(), {}
+        out = read_events(conn, after=after, limit=limit)
+        self.events_read += sum(1 for e in out if upto is None or e.position <= upto)
+        return out
+
+    def _decode(
+        self, rows: Sequence[Any], time: Callable[[Any], datetime], lazy: bool
+    ) -> list[Any]:
+        loads, index, count = json.loads, self.index, self.count
+        claims_, looked_up, owned = self._claims, self._looked_up, self._owned
+        out = []
+        for p, t, m, c, cm, o, r, s, d, k, claimant, claimed_at, owner, _total in rows:
+            # The key and owner as ``key`` and ``owns`` find them, from the joined claim.
+            if m is not None:
+                key = m
+            elif c and cm:
+                looked_up.add((c, cm))
+                if claimant is not None and (claimed_at is not None or (c, cm) not in claims_):
+                    claims_[(c, cm)] = (claimant, claimed_at)
+                key = claimant if claimant is not None else pair_key(c, cm)
+            else:
+                key = ""
+            mine = True
+            if t in MESSAGE_EVENTS:
+                # The server's answer where it hashed the key (the same ``shard_of``).
+                mine = owned[p] = shard_of(key, count) == index if owner is None else owner
+            if mine or not lazy or t == "carrier.invoiced" or not unused_payload(d):
+                payload = loads(d)
+                if type(payload) is not dict:
+                    raise ValueError("a payload that is not an object")
+            else:
+                payload = {}
+            out.append(StoredEvent(p, t, m, c, cm, time(o), time(r), s, payload, k))
+        return out
+
     def begin(self, conn: Connection, batch: Sequence[Any]) -> Shard:
-        """Look up the claims of the batch's reports that name only a carrier id."""
+        """Look up the claims of the batch's reports that name only a carrier id (those
+        ``read`` did not bring)."""
         pairs = set()
         for e in batch:
             if type(e) is UnreadableEvent:
                 self.unread.add(e.position)
             elif e.message_id is None and e.carrier and e.carrier_message_id:
                 pairs.add((e.carrier, e.carrier_message_id))
-        self._claims = load_claims(conn, pairs) if pairs else {}
-        self._owned = {}
+        missing = pairs - self._looked_up
+        if missing:
+            self._claims.update(load_claims(conn, missing))
+            self._looked_up |= missing
         return self
 
     def key(self, event: StoredEvent) -> str:
@@ -275,8 +374,12 @@ def fold_shard(
     tables = stage_tables(shard.index)
     create_tables(db, tables, guard)
     statistics = StatisticsSchedule(db, tables)
+    # A timer set at the event clock plus no delay runs out at the very next event, so
+    # without a delay every event matters (``pipeline.projector.worker_read``).
+    shard.sparse = grace_seconds > 0 and rules.stale_after > 0
     applied = 0
     while True:
+        read_before = shard.events_read
         with db.write() as conn:
             result = project_batch(conn, tables, rules, grace_seconds=grace_seconds,
                                    limit=batch_size, upto=upto, shard=shard)  # fmt: skip
@@ -284,10 +387,11 @@ def fold_shard(
                 guard(conn)
         if result.events == 0:
             break
-        applied += result.events
+        events = shard.events_read - read_before  # the batch's, left out or not
+        applied += events
         statistics.applied(applied)
         if on_batch is not None:
-            on_batch(result.events)
+            on_batch(events)
     with db.read() as conn:
         position, clock = read_checkpoint(conn, tables)
         mm = tables.mismatches

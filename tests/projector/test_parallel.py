@@ -8,6 +8,8 @@ checkpoint (position and event clock), invoices, invoice lines, FX rates and pri
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -45,10 +47,28 @@ def fold_both(
     one = fold_into_shadow(db, RULES, grace_seconds=GRACE, batch_size=batch_size, upto=upto)
     expected = snapshot(db, one)
     _drop_shadow(db, one)
-    many = parallel.fold_into_shadow(db, RULES, grace_seconds=GRACE, batch_size=batch_size,
-                                     upto=upto, workers=workers, inline=True,
-                                     remote=remote)  # fmt: skip
+    with never_serially():
+        many = parallel.fold_into_shadow(db, RULES, grace_seconds=GRACE, batch_size=batch_size,
+                                         upto=upto, workers=workers, inline=True,
+                                         remote=remote)  # fmt: skip
     return expected, snapshot(db, many), many
+
+
+@contextmanager
+def never_serially() -> Iterator[None]:
+    """The workers must agree within their rounds: the fold in one process that follows
+    when they do not would give the right rows whatever the workers did."""
+    from pipeline.projector import replay
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the workers did not agree: the fold fell back to one process")
+
+    original = replay.fold_into_shadow
+    replay.fold_into_shadow = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        replay.fold_into_shadow = original  # type: ignore[assignment]
 
 
 def parallel_head(db: Database) -> int:
