@@ -130,7 +130,10 @@ def fold_into_shadow(
     unread: set[int] = set()
     local = workers if remote is None else remote.local
     board = None if remote is None else Board.open(db, rules, workers, remote)
+    processes = ExitStack()
     try:
+        # The worker processes start (and import the fold) while the claims are filled.
+        pool = None if inline or not local else processes.enter_context(_Pool(local))
         for round_ in range(1, MAX_ROUNDS + 1):
             excluded = set(forced) | unread
             with clock("claims"):
@@ -147,7 +150,7 @@ def fold_into_shadow(
                     if waiting is not None:
                         results += _wait_for(waiting)
                 else:
-                    results = _fold_in_processes(db, rules, shards, on_batch, args,
+                    results = _fold_in_processes(db, rules, shards, on_batch, args, pool,
                                                  count=workers, waiting=waiting)  # fmt: skip
             claimed_unread = _claims_any(db, {p for r in results for p in r.unread} - excluded)
             verdict = agree(results, forced, claimed_unread)
@@ -164,6 +167,7 @@ def fold_into_shadow(
                      "folding again with them skipped everywhere", round_)  # fmt: skip
             forced, unread = verdict.forced, unread | verdict.unread
     finally:
+        processes.close()
         if board is not None:
             board.close()
         for stage in stages:
@@ -258,34 +262,59 @@ def _run_worker(url: str, rules: FoldRules, shard: Shard, args: dict[str, Any]) 
         db.dispose()
 
 
+class _Pool:
+    """``count`` worker processes, spawned at once (nothing of this process's connections
+    is inherited) and kept for every round; each has a shared counter of events folded,
+    which the coordinator reads for progress."""
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.counters = [context.Value("q", 0) for _ in range(count)]
+        self.executor = ProcessPoolExecutor(
+            count, mp_context=context, initializer=_init_worker, initargs=(self.counters,)
+        )
+        # One task each spawns every process now, not at the first shard.
+        self._started = [self.executor.submit(_ready) for _ in range(count)]
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """Nothing: a spawned worker has imported the fold by the time it runs this."""
+
+
 def _fold_in_processes(
     db: Database,
     rules: FoldRules,
     shards: list[Shard],
     on_batch: Callable[[int], None] | None,
     args: dict[str, Any],
+    pool: _Pool | None,
     *,
     count: int,
     waiting: Waiting | None = None,
 ) -> list[ShardResult]:
-    """Each shard in a process of its own (spawned: nothing of this process's connections
-    is inherited); progress is read from shared counters while they run. ``waiting``: the
-    shards of the round that workers on other machines fold, watched at the same pace,
-    their progress on the same bar (``count``: every shard of the round)."""
-    context = multiprocessing.get_context("spawn")
-    counters = [context.Value("q", 0) for _ in shards]
+    """Each shard in a process of ``pool``; progress is read from the shared counters
+    while they run. ``waiting``: the shards of the round that workers on other machines
+    fold, watched at the same pace, their progress on the same bar (``count``: every
+    shard of the round)."""
     url = db.engine.url.render_as_string(hide_password=False)
     fresh = portable(rules)
     reported = 0
     remote: list[ShardResult] | None = None if waiting is not None else []
-    with ExitStack() as stack:
-        futures = []
-        if shards:
-            pool = stack.enter_context(ProcessPoolExecutor(
-                len(shards), mp_context=context, initializer=_init_worker, initargs=(counters,)
-            ))  # fmt: skip
-            futures = [pool.submit(_run_worker, url, fresh, s, args) for s in shards]
-        pending = set(futures)
+    futures = []
+    if shards:
+        assert pool is not None
+        for counter in pool.counters:
+            counter.value = 0
+        futures = [pool.executor.submit(_run_worker, url, fresh, s, args) for s in shards]
+    counters = pool.counters if pool is not None else []
+    pending = set(futures)
+    try:
         while pending or remote is None:
             if pending:
                 _done, pending = wait(pending, timeout=POLL, return_when=FIRST_EXCEPTION)
@@ -294,8 +323,6 @@ def _fold_in_processes(
                 time.sleep(POLL)
             for future in _done:
                 if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
                     raise future.exception()  # type: ignore[misc]
             remote_events = 0
             if waiting is not None:
@@ -305,7 +332,10 @@ def _fold_in_processes(
                 if total > reported:
                     on_batch(total - reported)
                     reported = total
-        return [f.result() for f in futures] + remote
+    finally:
+        for other in pending:
+            other.cancel()
+    return [f.result() for f in futures] + remote
 
 
 def _wait_for(waiting: Waiting) -> list[ShardResult]:
