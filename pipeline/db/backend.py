@@ -245,6 +245,12 @@ class Backend(ABC):
         look-ups by key are."""
         return None
 
+    def refresh_log_statistics(self, conn: Connection, log: Table) -> bool:
+        """Give the planner statistics of the event log when it has none or they are stale
+        and this role owns it (a long fold as the owner: ``replay``, ``report verify``);
+        whether it did. SQLite needs none (see ``refresh_planner_statistics``)."""
+        return False
+
     @abstractmethod
     def database_size(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""

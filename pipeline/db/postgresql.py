@@ -202,6 +202,34 @@ class PostgreSQLBackend(Backend):
         if mine:
             conn.execute(text(f"ANALYZE {', '.join(mine)}"))
 
+    def refresh_log_statistics(self, conn: Connection, log: Table) -> bool:
+        # Autovacuum keeps the log's statistics. Without it (a server run with autovacuum
+        # off, as some are) or before it comes (a database restored from a dump, which
+        # carries none), the planner knows nothing of the log's size and reads each
+        # batch, ``position > :after ORDER BY position LIMIT n``, by scanning and sorting
+        # the whole log: a fold's cost grows with the square of the log. Analysed when it
+        # has none, or has changed by more than half since (autovacuum's own rule is a
+        # tenth); only the owner can, and the runtime role is not asked.
+        format_table = conn.dialect.identifier_preparer.format_table
+        row = conn.execute(
+            text(
+                "SELECT c.reltuples, coalesce(s.n_mod_since_analyze, 0) FROM pg_class c "
+                "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid "
+                "WHERE c.oid = CAST(:name AS regclass) "
+                "AND pg_has_role(current_user, c.relowner, 'USAGE')"
+            ),
+            {"name": format_table(log)},
+        ).first()
+        if row is None:
+            return False
+        rows, changed = float(row[0]), int(row[1])
+        if rows >= 0 and changed <= rows / 2:
+            return False
+        quote = conn.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(c) for c in _indexed_columns(log))
+        conn.execute(text(f"ANALYZE {format_table(log)} ({columns})"))
+        return True
+
     def database_size(self, conn: Connection) -> int:
         return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 

@@ -6,11 +6,14 @@ PostgreSQL planned the correlations' look-up by carrier alone and compared every
 with a batch's ids, so each batch cost in proportion to the log (docs/benchmarks.md). The
 fold refreshes them as the events it has applied double from ``FIRST`` on: a handful of
 cheap ``ANALYZE`` runs however long the log, and none for the live projector's small runs.
+The log itself is analysed too where it has no statistics yet or they are stale
+(``Backend.refresh_log_statistics``): without them every batch's read scans the whole log.
 """
 
 from __future__ import annotations
 
 from pipeline.db.engine import Database
+from pipeline.db.tables import events
 from pipeline.projector.store import ProjectionTables
 
 #: Events applied before the first refresh: below this a table is small enough for any plan.
@@ -35,4 +38,5 @@ class StatisticsSchedule:
             self.next_at *= 2
         with self.db.write() as conn:
             self.db.backend.refresh_planner_statistics(conn, self.tables.all())
+            self.db.backend.refresh_log_statistics(conn, events)
         return True

@@ -112,3 +112,54 @@ def test_the_runtime_role_refreshes_only_tables_it_owns_and_gets_no_warning(
     with pg_db.write() as conn:  # the owner refreshes them all
         pg_db.backend.refresh_planner_statistics(conn, LIVE.all())
     assert analysed(pg_db, "message_state")
+
+
+READ_BATCH = "SELECT * FROM events WHERE position > 1000 ORDER BY position LIMIT 5000"
+
+
+def _fill_log(db: Database, rows: int) -> None:
+    """``rows`` events at once, past the writer (the plan, not the rows, is under test)."""
+    with db.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO events (type, message_id, occurred_at, recorded_at, source, "
+                "payload, dedup_key) SELECT 'message.accepted', 'm' || n, now(), now(), 'test', "
+                "'{}'::jsonb, 'k' || n FROM generate_series(1, :rows) AS n"
+            ),
+            {"rows": rows},
+        )
+
+
+def _read_plan(db: Database) -> str:
+    with db.read() as conn:
+        return "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {READ_BATCH}")))
+
+
+def test_the_owner_gives_a_log_without_statistics_some_and_its_batches_read_by_position(
+    db: Database, pg_admin_url: str, tmp_path: Path
+) -> None:
+    from pipeline.db.tables import events
+
+    if not db.is_postgres:  # SQLite's planner reads by the primary key without statistics
+        with db.write() as conn:
+            assert db.backend.refresh_log_statistics(conn, events) is False
+        return
+    _fill_log(db, 100_000)
+    before = _read_plan(db)
+    assert "Index Scan using pk_events" not in before, before  # scan and sort the log
+    with throwaway_role(db, pg_admin_url, "smsrecon_rt") as role:
+        url = db.engine.url.render_as_string(hide_password=False)
+        assert run_grant(url, tmp_path, role).exit_code == 0
+        runtime = as_role(db, role)
+        try:
+            with runtime.write() as conn:  # owns nothing: not asked, nothing to warn about
+                assert runtime.backend.refresh_log_statistics(conn, events) is False
+        finally:
+            runtime.dispose()
+    assert not analysed(db, "events")
+    with db.write() as conn:
+        assert db.backend.refresh_log_statistics(conn, events) is True
+    assert analysed(db, "events")
+    assert "Index Scan using pk_events" in _read_plan(db)
+    with db.write() as conn:  # fresh statistics are left as they are
+        assert db.backend.refresh_log_statistics(conn, events) is False
