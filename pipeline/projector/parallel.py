@@ -6,10 +6,11 @@
 1. **Claims** (serial, one SQL statement): the first ``carrier.submitted`` of each carrier
    id, so a report naming only the carrier's id is routed to the worker of the message
    that will claim it (``pipeline.projector.shard``).
-2. **Workers** (parallel): each reads the whole log and folds only its messages into its
-   own tables (``*__shard<k>``), in its own transactions and processes; with ``remote``,
-   some of them on other machines (``smsrecon replay-worker``), met through the board of
-   ``pipeline.projector.board``.
+2. **Workers** (parallel; the processes start while the claims are filled): each reads
+   the log as its clock needs it (``pipeline.projector.worker_read``) and folds only its
+   messages into its own tables (``*__shard<k>``), in its own transactions and processes;
+   with ``remote``, some of them on other machines (``smsrecon replay-worker``), met
+   through the board of ``pipeline.projector.board``.
 3. **Agreement**: an event that fails to fold (``unreadable_event``) must not move the
    event clock, nor claim a carrier id, in any worker; only its owner can find out. When a
    worker found such an event that the others folded, the round is run again with it

@@ -2,7 +2,7 @@
 
 A parallel fold (``pipeline.projector.parallel``) gives each of N workers the messages whose
 key hashes to its index (``shard_of``, a stable hash: Python's ``hash`` differs per
-process). Every worker reads the whole log (``read``: all of it that can matter to it, see
+process). Every worker reads every event of the log that can matter to it (``read``, see
 ``pipeline.projector.worker_read``), so every worker's event clock, timers and reference
 data (FX rates, invoice headers, price tables) are the single fold's; it folds and writes
 only its own messages. ``project_batch(..., shard=Shard(...))`` calls ``read`` and the
