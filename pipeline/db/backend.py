@@ -80,6 +80,11 @@ class Backend(ABC):
     #: missing one no reader can decode.
     validates_json: ClassVar[bool]
 
+    @abstractmethod
+    def json_text_sql(self, column: str, key: str) -> str:
+        """SQL for the text of the top-level field ``key`` (a constant) of the JSON document
+        in ``column``; NULL when it is absent or the document is no object."""
+
     def shard_sql(self, key: str, count: str) -> str | None:
         """SQL for ``pipeline.projector.shard.shard_of`` of the SQL expression ``key`` and
         ``count`` (the first 32 bits of its MD5, modulo), so the server can tell one

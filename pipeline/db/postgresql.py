@@ -58,6 +58,9 @@ class PostgreSQLBackend(Backend):
     def driver_sql(self, sql: str) -> str:
         return render_pyformat(sql)
 
+    def json_text_sql(self, column: str, key: str) -> str:
+        return f"({column} ->> '{key}')"
+
     def shard_sql(self, key: str, count: str) -> str:
         # The key's UTF-8 bytes whatever the database's encoding, as Python hashes them.
         digest = f"md5(convert_to({key}, 'UTF8'))"

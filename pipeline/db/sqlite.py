@@ -80,6 +80,13 @@ class SQLiteBackend(Backend):
     def driver_sql(self, sql: str) -> str:
         return sql  # sqlite3 takes ``:name`` itself
 
+    def json_text_sql(self, column: str, key: str) -> str:
+        # json_extract raises for a text that is no JSON; only an object has fields.
+        return (
+            f"(CASE WHEN json_valid({column}) AND json_type({column}) = 'object' "
+            f"THEN CAST(json_extract({column}, '$.\"{key}\"') AS TEXT) END)"
+        )
+
     def bind_time(self, value: datetime) -> str:
         return sqlite_time_text(value)
 

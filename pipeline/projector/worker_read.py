@@ -58,6 +58,10 @@ def unused_payload(text: str) -> bool:
     )
 
 
+def _quoted(names: frozenset[str] | list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in sorted(names))
+
+
 def _claim(claims: str, column: str) -> str:
     return (
         f"(SELECT c.{column} FROM {claims} c "
@@ -89,30 +93,32 @@ def dense_sql(claims: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def sparse_sql(claims: str, shard: str, neutral: frozenset[str]) -> str:
+def sparse_sql(
+    claims: str, shard: str, time_source: str, forced: tuple[int, ...], neutral: frozenset[str]
+) -> str:
     """The batch without the other workers' message events that cannot move the clock
-    (see the module); ``shard``: the backend's ``shard_of`` of the SQL ``key``;
-    ``neutral``: the types that never move the clock."""
-    leavable = ", ".join(f"'{t}'" for t in _LEAVABLE)
-    neutral_types = ", ".join(f"'{t}'" for t in sorted(neutral))
-    message_types = ", ".join(f"'{t}'" for t in sorted(MESSAGE_EVENTS))
+    (see the module). ``shard``: the backend's ``shard_of`` of the SQL ``{key}``;
+    ``time_source``: its SQL for the payload's ``time_source`` as text; ``forced``: the
+    events a round found to fail (a few); ``neutral``: the types that never move the
+    clock."""
     names_carrier = "(e.carrier <> '' AND e.carrier_message_id <> '')"
     key = (
         "coalesce(message_id, claimant, CASE WHEN carrier <> '' AND carrier_message_id <> '' "
         "THEN 'carrier:' || carrier || ':' || carrier_message_id ELSE '' END)"
     )
+    skipped = ", ".join(str(int(p)) for p in forced)
     return (
         f"WITH b AS (SELECT {_columns(claims)}, "
-        f"e.type IN ({leavable}) AND (e.message_id IS NOT NULL OR {names_carrier}) "
+        f"e.type IN ({_quoted(_LEAVABLE)}) AND (e.message_id IS NOT NULL OR {names_carrier}) "
         "AS leavable, "
-        # Moves the fold's clock unless it cannot be read (see the module).
-        f"e.type NOT IN ({neutral_types}) "
-        f"AND NOT (e.type IN ({message_types}) AND e.message_id IS NULL AND NOT "
-        f"coalesce({names_carrier}, false)) "
-        f"AND coalesce(e.payload ->> '{TIME_SOURCE}', '') <> '{RECEIVED}' "
-        "AND e.position <> ALL(CAST(:forced AS bigint[])) AS moves, "
-        "least(e.occurred_at, e.recorded_at) AS t "
-        "FROM events e WHERE e.position > :after AND e.position <= :upto "
+        # Moves the fold's clock, unless it cannot be read (see the module).
+        f"e.type NOT IN ({_quoted(neutral)}) "
+        f"AND NOT (e.type IN ({_quoted(MESSAGE_EVENTS)}) AND e.message_id IS NULL "
+        f"AND NOT coalesce({names_carrier}, false)) "
+        f"AND coalesce({time_source}, '') <> '{RECEIVED}' "
+        f"{f'AND e.position NOT IN ({skipped}) ' if forced else ''}AS moves, "
+        "CASE WHEN e.occurred_at < e.recorded_at THEN e.occurred_at ELSE e.recorded_at END "
+        "AS t FROM events e WHERE e.position > :after AND e.position <= :upto "
         "ORDER BY e.position LIMIT :limit), "
         f"w AS (SELECT b.*, {shard.format(key=key)} = :shard_index AS mine, "
         "max(CASE WHEN moves THEN t END) OVER (ORDER BY position "
@@ -121,9 +127,8 @@ def sparse_sql(claims: str, shard: str, neutral: frozenset[str]) -> str:
         "SELECT position, type, message_id, carrier, carrier_message_id, occurred_at, "
         "recorded_at, source, payload, dedup_key, claimant, claimed_at, mine, total FROM w "
         "WHERE NOT coalesce(leavable, false) OR mine OR position = last "
-        "OR position = ANY(CAST(:forced AS bigint[])) "
-        "OR CAST(:clock AS timestamptz) IS NULL "
-        "OR t > greatest(before, CAST(:clock AS timestamptz)) "
+        f"{f'OR position IN ({skipped}) ' if forced else ''}"
+        "OR (t > :clock AND (before IS NULL OR t > before)) "
         "ORDER BY position"
     )
 
@@ -144,15 +149,16 @@ def read_rows(
     neutral: frozenset[str],
 ) -> list[Any]:
     """The rows of one worker's batch (the columns of ``dense_sql``): sparse where the
-    backend can hash keys and ``sparse`` allows it, else every event."""
-    shard = backend.shard_sql("{key}", ":shard_count") if sparse else None
+    backend can hash keys and ``sparse`` allows it, else every event (also while the fold
+    has no clock yet: its first event starts it, whatever the event)."""
+    shard = backend.shard_sql("{key}", ":shard_count") if sparse and clock else None
+    params: dict[str, Any] = {"after": after, "limit": limit, "upto": upto}
     if shard is None:
         sql = dense_sql(claims)
-        params: dict[str, Any] = {"after": after, "limit": limit, "upto": upto}
     else:
-        sql = sparse_sql(claims, shard, neutral)
-        params = {"after": after, "limit": limit, "upto": upto, "clock": clock,
-                  "forced": forced, "shard_index": index, "shard_count": count}  # fmt: skip
+        time_source = backend.json_text_sql("e.payload", TIME_SOURCE)
+        sql = sparse_sql(claims, shard, time_source, tuple(sorted(forced)), neutral)
+        params.update(clock=backend.bind_time(clock), shard_index=index, shard_count=count)
     cursor = conn.connection.cursor()
     try:
         cursor.execute(backend.driver_sql(sql), params)

@@ -237,3 +237,23 @@ def test_named_parameters_serve_both_drivers(scratch: Database) -> None:
         assert conn.exec_driver_sql(sql, {"after": 0}).scalar() == 1
     with db.read() as conn:
         assert conn.exec_driver_sql(sql, {"after": 1}).scalar() == 0
+
+
+def test_json_text_sql_reads_a_top_level_field_as_text_or_null(scratch: Database) -> None:
+    from sqlalchemy import text
+
+    documents = {
+        "received": {"time_source": "received", "x": 1},
+        "number": {"time_source": 5},
+        "absent": {"status": 1},
+        "nested": {"a": {"time_source": "received"}},
+        "a list": [{"time_source": "received"}],
+        "a string": "time_source",
+    }
+    with scratch.write() as conn:
+        conn.execute(rows_table.insert(), [{"key": k, "doc": v} for k, v in documents.items()])
+    field = scratch.backend.json_text_sql("doc", "time_source")
+    with scratch.read() as conn:
+        got = dict(conn.execute(text(f"SELECT key, {field} FROM contract_rows")).all())
+    assert got == {"received": "received", "number": "5", "absent": None, "nested": None,
+                   "a list": None, "a string": None}  # fmt: skip
