@@ -54,6 +54,7 @@ from pipeline.eventlog.model import UnreadableEvent
 from pipeline.mismatches.kinds import KIND_UNREADABLE_EVENT
 from pipeline.projector.derive import FoldRules
 from pipeline.projector.fold import MESSAGE_EVENTS
+from pipeline.projector.project import CLOCK_NEUTRAL_TYPES
 from pipeline.projector.store import (
     IN_CHUNK,
     ProjectionTables,
@@ -213,8 +214,6 @@ class Shard:
         every event of the batch, left out or not."""
         self._claims, self._looked_up, self._owned = {}, set(), {}
         backend = backend_of(conn)
-        from pipeline.projector.project import CLOCK_NEUTRAL_TYPES
-
         try:
             rows: list[Any] | None = read_rows(
                 conn, backend, claims=claims.name, index=self.index, count=self.count,
