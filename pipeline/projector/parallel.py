@@ -275,7 +275,8 @@ class _Pool:
             count, mp_context=context, initializer=_init_worker, initargs=(self.counters,)
         )
         # One task each spawns every process now, not at the first shard.
-        self._started = [self.executor.submit(_ready) for _ in range(count)]
+        for _ in range(count):
+            self.executor.submit(_ready)
 
     def __enter__(self) -> _Pool:
         return self
