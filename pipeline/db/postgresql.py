@@ -208,9 +208,10 @@ class PostgreSQLBackend(Backend):
     def refresh_log_statistics(self, conn: Connection, log: Table) -> bool:
         # Autovacuum keeps the log's statistics. Without it (a server run with autovacuum
         # off, as some are) or before it comes (a database restored from a dump, which
-        # carries none), the planner knows nothing of the log's size and reads each
-        # batch, ``position > :after ORDER BY position LIMIT n``, by scanning and sorting
-        # the whole log: a fold's cost grows with the square of the log. Analysed when it
+        # carries none), the planner can misjudge the log's size and read a batch,
+        # ``position > :after ORDER BY position LIMIT n``, by scanning and sorting the
+        # whole log (PostgreSQL 15 did at 200,000 events, not at 1,000,000: see
+        # bench/log_read_plan.py and docs/benchmarks.md). Analysed when it
         # has none, or has changed by more than half since (autovacuum's own rule is a
         # tenth); only the owner can, and the runtime role is not asked.
         format_table = conn.dialect.identifier_preparer.format_table

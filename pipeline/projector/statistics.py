@@ -7,7 +7,7 @@ with a batch's ids, so each batch cost in proportion to the log (docs/benchmarks
 fold refreshes them as the events it has applied double from ``FIRST`` on: a handful of
 cheap ``ANALYZE`` runs however long the log, and none for the live projector's small runs.
 The log itself is analysed too where it has no statistics yet or they are stale
-(``Backend.refresh_log_statistics``): without them every batch's read scans the whole log.
+(``Backend.refresh_log_statistics``): without them a batch's read may scan the whole log.
 """
 
 from __future__ import annotations
